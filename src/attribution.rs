@@ -1,0 +1,1 @@
+//! STUB: attribution (owned by the pipeline work).

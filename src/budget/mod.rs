@@ -1,0 +1,1 @@
+//! STUB: budgets (owned by the budgets work).

@@ -1,0 +1,1 @@
+//! STUB: decode (owned by the pipeline work).

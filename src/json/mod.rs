@@ -1,0 +1,1 @@
+//! STUB: the incremental JSON scanner (owned by the extraction work).

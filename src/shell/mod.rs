@@ -1,0 +1,1 @@
+//! STUB: the proxy-wasm shell (owned by the shell work).

@@ -1,0 +1,1 @@
+//! STUB: stream framing (SSE now; NDJSON and AWS eventstream later).

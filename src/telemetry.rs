@@ -1,0 +1,1 @@
+//! STUB: telemetry (owned by the pipeline work).
