@@ -6,8 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)] // tests
 
 use tokenmeter::stream::eventstream::{
-    decode_invoke_chunk, EventStreamDecoder, FrameError, HeaderValue, MessageKind,
-    DEFAULT_MAX_FRAME_LEN,
+    decode_invoke_chunk, EventStreamDecoder, FrameError, HeaderValue, MessageKind, DEFAULT_MAX_FRAME_LEN,
 };
 
 const BASIC: &[u8] = include_bytes!("fixtures/bedrock/basic.bin");
@@ -216,7 +215,9 @@ fn errors_are_sticky() {
 
 #[test]
 fn every_fixture_is_split_invariant() {
-    for (name, bytes) in [("basic", BASIC), ("converse", CONVERSE), ("exception", EXCEPTION), ("invoke", INVOKE)] {
+    for (name, bytes) in
+        [("basic", BASIC), ("converse", CONVERSE), ("exception", EXCEPTION), ("invoke", INVOKE)]
+    {
         let whole = decode_whole(bytes);
         assert_eq!(whole.error, None, "{name}");
         assert_eq!(whole.finish, Ok(()), "{name}");
@@ -328,10 +329,7 @@ fn buffer_capacity_never_exceeds_the_cap() {
 fn impossible_lengths_are_typed_errors() {
     let mut dec = EventStreamDecoder::new();
     let p = prelude(15, 0);
-    assert_eq!(
-        dec.decode(&mut &p[..]).unwrap_err(),
-        FrameError::FrameTooSmall { total_len: 15, offset: 0 }
-    );
+    assert_eq!(dec.decode(&mut &p[..]).unwrap_err(), FrameError::FrameTooSmall { total_len: 15, offset: 0 });
     let mut dec = EventStreamDecoder::new();
     let p = prelude(40, 25);
     assert_eq!(
@@ -350,11 +348,11 @@ fn impossible_lengths_are_typed_errors() {
 #[test]
 fn malformed_headers_are_typed_errors() {
     for bad in [
-        vec![1, b'x', 10],                  // unknown value type
-        vec![1, b'x', 7, 0, 9, b'a'],       // string longer than the headers
-        vec![1, 0xff, 0],                   // non-UTF-8 name
-        vec![1, b'x', 7, 0, 1, 0xff],       // non-UTF-8 string value
-        vec![3, b'a'],                      // name runs past the headers
+        vec![1, b'x', 10],            // unknown value type
+        vec![1, b'x', 7, 0, 9, b'a'], // string longer than the headers
+        vec![1, 0xff, 0],             // non-UTF-8 name
+        vec![1, b'x', 7, 0, 1, 0xff], // non-UTF-8 string value
+        vec![3, b'a'],                // name runs past the headers
     ] {
         let f = frame(&bad, b"{}");
         let run = decode_whole(&f);

@@ -41,7 +41,9 @@ pub enum FrameError {
     #[error("eventstream frame of {total_len} bytes is shorter than the minimum (at byte {offset})")]
     FrameTooSmall { total_len: u32, offset: u64 },
     /// The declared headers do not fit inside the declared frame.
-    #[error("eventstream headers length {headers_len} does not fit a {total_len} byte frame (at byte {offset})")]
+    #[error(
+        "eventstream headers length {headers_len} does not fit a {total_len} byte frame (at byte {offset})"
+    )]
     HeadersOverflow { headers_len: u32, total_len: u32, offset: u64 },
     /// The prelude checksum does not match: the stream is corrupt or mis-framed.
     #[error("eventstream prelude CRC mismatch: frame says {expected:#010x}, computed {computed:#010x} (at byte {offset})")]
@@ -353,10 +355,8 @@ impl EventStreamDecoder {
             }
             self.delivered = true;
             self.frames = self.frames.saturating_add(1);
-            let (headers, rest) = self
-                .body
-                .split_at_checked(pending.headers_len as usize)
-                .unwrap_or((&[], &[]));
+            let (headers, rest) =
+                self.body.split_at_checked(pending.headers_len as usize).unwrap_or((&[], &[]));
             let payload = rest.get(..rest.len().saturating_sub(4)).unwrap_or(&[]);
             return Ok(Some(Message { headers, payload }));
         }
@@ -456,10 +456,7 @@ impl EventStreamDecoder {
     fn verify(&self, p: Pending) -> Result<(), FrameError> {
         let split = self.body.len().saturating_sub(4);
         let (covered, crc) = self.body.split_at_checked(split).unwrap_or((&[], &[]));
-        let expected = crc
-            .first_chunk::<4>()
-            .map(|c| u32::from_be_bytes(*c))
-            .unwrap_or_default();
+        let expected = crc.first_chunk::<4>().map(|c| u32::from_be_bytes(*c)).unwrap_or_default();
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&self.prelude);
         hasher.update(covered);
@@ -467,12 +464,10 @@ impl EventStreamDecoder {
         if computed != expected {
             return Err(FrameError::MessageCrc { expected, computed, offset: p.offset });
         }
-        let mut headers = covered
-            .get(..p.headers_len as usize)
-            .ok_or(FrameError::MalformedHeader { offset: p.offset })?;
+        let mut headers =
+            covered.get(..p.headers_len as usize).ok_or(FrameError::MalformedHeader { offset: p.offset })?;
         while !headers.is_empty() {
-            let (_, rest) =
-                parse_header(headers).ok_or(FrameError::MalformedHeader { offset: p.offset })?;
+            let (_, rest) = parse_header(headers).ok_or(FrameError::MalformedHeader { offset: p.offset })?;
             headers = rest;
         }
         Ok(())
@@ -546,8 +541,7 @@ struct InvokeChunk<'a> {
 /// payload, itself bounded by the frame cap.
 pub fn decode_invoke_chunk(payload: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
     out.clear();
-    let chunk: InvokeChunk<'_> =
-        serde_json::from_slice(payload).map_err(|_| FrameError::InvalidChunk)?;
+    let chunk: InvokeChunk<'_> = serde_json::from_slice(payload).map_err(|_| FrameError::InvalidChunk)?;
     decode_base64_into(chunk.bytes.as_bytes(), out)
 }
 

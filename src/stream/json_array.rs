@@ -81,9 +81,10 @@ impl JsonArrayFramer {
         }
         match self.state {
             State::Done => Ok(()),
-            State::Start | State::Between | State::Element => {
-                Err(FrameError::Unterminated { offset: self.offset, in_element: self.state == State::Element })
-            }
+            State::Start | State::Between | State::Element => Err(FrameError::Unterminated {
+                offset: self.offset,
+                in_element: self.state == State::Element,
+            }),
         }
     }
 

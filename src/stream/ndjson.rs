@@ -224,12 +224,10 @@ mod tests {
 
     #[test]
     fn newline_at_chunk_start_closes_the_open_record() {
-        assert_eq!(frame(&[b"{}", b"\n{}"]), [
-            Segment::Data(b"x"),
-            Segment::End,
-            Segment::Data(b"x"),
-            Segment::End
-        ]);
+        assert_eq!(
+            frame(&[b"{}", b"\n{}"]),
+            [Segment::Data(b"x"), Segment::End, Segment::Data(b"x"), Segment::End]
+        );
     }
 
     #[test]
