@@ -30,8 +30,10 @@ pub const DEFAULT_MAX_FRAME_LEN: u32 = 1 << 20;
 
 /// Everything that can go wrong while framing a response stream.
 ///
-/// Errors are sticky: once a framer failed, it repeats the error and consumes nothing, because
-/// after a framing error no later byte can be trusted to start a record.
+/// Framer errors are sticky: once a framer failed, it repeats the error and consumes nothing
+/// more, because after a framing error no later byte can be trusted to start a record. The
+/// exceptions are per-item: `InvalidChunk`/`InvalidBase64` concern one Bedrock chunk, and
+/// `RecordTooLarge` one collected record; the stream framing around them is intact.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     /// A frame's declared length exceeds the cap; nothing of it was buffered.
@@ -355,6 +357,8 @@ impl EventStreamDecoder {
             }
             self.delivered = true;
             self.frames = self.frames.saturating_add(1);
+            // `accept_prelude` checked headers_len <= body length - 4, so neither fallback
+            // below can be taken; they only keep this path free of indexing.
             let (headers, rest) =
                 self.body.split_at_checked(pending.headers_len as usize).unwrap_or((&[], &[]));
             let payload = rest.get(..rest.len().saturating_sub(4)).unwrap_or(&[]);
