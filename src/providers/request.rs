@@ -105,7 +105,7 @@ mod tests {
         assert_eq!(
             f,
             RequestFacts {
-                body_bytes: 55,
+                body_bytes: 56,
                 ..RequestFacts::default()
             }
         );
