@@ -33,8 +33,9 @@ pub enum PricingError {
     /// `prices.models.gpt-4o.input`.
     #[error("{field}: invalid price {value:?}: {reason}")]
     InvalidPrice { field: String, value: String, reason: DecimalError },
-    /// A model that is not in the table was configured without a required rate.
-    #[error("{field}: required for a model that is not in the price table")]
+    /// A rate was not configured and there is no existing rate to keep (a new model without
+    /// `input` / `output`, a new tier card, a long-context card without a threshold).
+    #[error("{field}: required, as the price table has no rate to keep")]
     MissingField { field: String },
     /// An alias points at a name the table cannot resolve.
     #[error("{field}: alias target {target:?} is not a priced model")]
