@@ -70,9 +70,9 @@ pub struct Row {
     pub since: &'static str,
     pub standard: Card,
     /// Rates for the whole request once the prompt exceeds [`LONG_CONTEXT_ABOVE`].
-    pub long: Option<Card>,
+    pub long: Option<&'static Card>,
     /// OpenAI `service_tier: "priority"` rates.
-    pub priority: Option<Card>,
+    pub priority: Option<&'static Card>,
     /// OpenAI `service_tier: "flex"` is offered, at half the standard rates.
     pub flex: bool,
 }
@@ -99,7 +99,7 @@ const fn gemini(name: &'static str, since: &'static str, standard: Card) -> Row 
     Row { name, vendor: Vendor::Gemini, since, standard, long: None, priority: None, flex: false }
 }
 
-const fn with_priority(mut row: Row, priority: Card) -> Row {
+const fn with_priority(mut row: Row, priority: &'static Card) -> Row {
     row.priority = Some(priority);
     row
 }
@@ -109,7 +109,7 @@ const fn with_flex(mut row: Row) -> Row {
     row
 }
 
-const fn with_long(mut row: Row, long: Card) -> Row {
+const fn with_long(mut row: Row, long: &'static Card) -> Row {
     row.long = Some(long);
     row
 }
@@ -124,11 +124,11 @@ static ROWS: &[Row] = &[
     // --- OpenAI -----------------------------------------------------------------------------
     with_flex(with_priority(
         openai("gpt-5", "2025-08-07", oa(1_250_000, 125_000, 10_000_000)),
-        oa(2_500_000, 250_000, 20_000_000),
+        &oa(2_500_000, 250_000, 20_000_000),
     )),
     with_flex(with_priority(
         openai("gpt-5-mini", "2025-08-07", oa(250_000, 25_000, 2_000_000)),
-        oa(450_000, 45_000, 3_600_000),
+        &oa(450_000, 45_000, 3_600_000),
     )),
     with_flex(openai("gpt-5-nano", "2025-08-07", oa(50_000, 5_000, 400_000))),
     openai("gpt-5-chat-latest", "2025-08-07", oa(1_250_000, 125_000, 10_000_000)),
@@ -136,38 +136,38 @@ static ROWS: &[Row] = &[
     openai("gpt-5-pro", "2025-10-06", oa(15_000_000, 15_000_000, 120_000_000)),
     with_flex(with_priority(
         openai("gpt-5.1", "2025-11-13", oa(1_250_000, 125_000, 10_000_000)),
-        oa(2_500_000, 250_000, 20_000_000),
+        &oa(2_500_000, 250_000, 20_000_000),
     )),
     with_priority(
         openai("gpt-4.1", "2025-04-14", oa(2_000_000, 500_000, 8_000_000)),
-        oa(3_500_000, 875_000, 14_000_000),
+        &oa(3_500_000, 875_000, 14_000_000),
     ),
     with_priority(
         openai("gpt-4.1-mini", "2025-04-14", oa(400_000, 100_000, 1_600_000)),
-        oa(700_000, 175_000, 2_800_000),
+        &oa(700_000, 175_000, 2_800_000),
     ),
     with_priority(
         openai("gpt-4.1-nano", "2025-04-14", oa(100_000, 25_000, 400_000)),
-        oa(200_000, 50_000, 800_000),
+        &oa(200_000, 50_000, 800_000),
     ),
     with_priority(
         openai("gpt-4o", "2024-10-01", oa(2_500_000, 1_250_000, 10_000_000)),
-        oa(4_250_000, 2_125_000, 17_000_000),
+        &oa(4_250_000, 2_125_000, 17_000_000),
     ),
     // The first gpt-4o snapshot kept its launch price and never had prompt caching.
     openai("gpt-4o-2024-05-13", "2024-05-13", oa(5_000_000, 5_000_000, 15_000_000)),
     with_priority(
         openai("gpt-4o-mini", "2024-10-01", oa(150_000, 75_000, 600_000)),
-        oa(250_000, 125_000, 1_000_000),
+        &oa(250_000, 125_000, 1_000_000),
     ),
     with_flex(with_priority(
         openai("o3", "2025-06-10", oa(2_000_000, 500_000, 8_000_000)),
-        oa(3_500_000, 875_000, 14_000_000),
+        &oa(3_500_000, 875_000, 14_000_000),
     )),
     openai("o3-pro", "2025-06-10", oa(20_000_000, 20_000_000, 80_000_000)),
     with_flex(with_priority(
         openai("o4-mini", "2025-04-16", oa(1_100_000, 275_000, 4_400_000)),
-        oa(2_000_000, 500_000, 8_000_000),
+        &oa(2_000_000, 500_000, 8_000_000),
     )),
     openai("o3-mini", "2025-01-31", oa(1_100_000, 550_000, 4_400_000)),
     openai("o1", "2024-12-17", oa(15_000_000, 7_500_000, 60_000_000)),
@@ -183,8 +183,8 @@ static ROWS: &[Row] = &[
     anthropic("claude-opus-4-5", "2025-11-24", an(5_000_000, 500_000, 6_250_000, 10_000_000, 25_000_000)),
     anthropic("claude-opus-4-1", "2025-08-05", OPUS_4),
     anthropic("claude-opus-4", "2025-05-22", OPUS_4),
-    with_long(anthropic("claude-sonnet-4-5", "2025-09-29", SONNET_4), SONNET_4_LONG),
-    with_long(anthropic("claude-sonnet-4", "2025-05-22", SONNET_4), SONNET_4_LONG),
+    with_long(anthropic("claude-sonnet-4-5", "2025-09-29", SONNET_4), &SONNET_4_LONG),
+    with_long(anthropic("claude-sonnet-4", "2025-05-22", SONNET_4), &SONNET_4_LONG),
     anthropic("claude-3-7-sonnet", "2025-02-24", SONNET_4),
     anthropic("claude-3-5-sonnet", "2024-06-20", SONNET_4),
     anthropic("claude-haiku-4-5", "2025-10-15", an(1_000_000, 100_000, 1_250_000, 2_000_000, 5_000_000)),
@@ -194,7 +194,7 @@ static ROWS: &[Row] = &[
     // --- Google Gemini (text / image / video input rates; audio input is billed higher) -------
     with_long(
         gemini("gemini-2.5-pro", "2025-06-17", oa(1_250_000, 125_000, 10_000_000)),
-        oa(2_500_000, 250_000, 15_000_000),
+        &oa(2_500_000, 250_000, 15_000_000),
     ),
     gemini("gemini-2.5-flash", "2025-06-17", oa(300_000, 30_000, 2_500_000)),
     gemini("gemini-2.5-flash-lite", "2025-07-22", oa(100_000, 10_000, 400_000)),

@@ -286,9 +286,9 @@ impl PriceTable {
                     pricing: ModelPricing {
                         long_context: row.long.map(|card| LongContext {
                             above_input_tokens: builtin::LONG_CONTEXT_ABOVE,
-                            price: ModelPrice::from_card(card),
+                            price: ModelPrice::from_card(*card),
                         }),
-                        priority: row.priority.map(ModelPrice::from_card),
+                        priority: row.priority.map(|card| ModelPrice::from_card(*card)),
                         flex,
                         web_search_per_call: row.vendor.web_search_per_call(),
                         web_fetch_per_call: row.vendor.web_fetch_per_call(),
