@@ -1,1 +1,237 @@
-//! STUB: attribution (owned by the pipeline work).
+//! Who a request is billed to, and how those names may appear in metrics.
+//!
+//! Attribution comes from request headers (by default `x-llm-feature`, `x-llm-customer`,
+//! `x-llm-user`; `unknown` when absent). Header values are client-controlled, so two
+//! different treatments exist:
+//!
+//! - for filter state and access logs ([`Attribution`]), values are kept close to what was
+//!   sent but bounded in length and stripped of control characters (no log injection);
+//! - for metric labels ([`sanitize_label`]), values are reduced to `[A-Za-z0-9_\-:/.@]`,
+//!   capped at 64 bytes, because they are embedded in Envoy stat names as
+//!   `name=.=value;.;` and a `;` or `=` in a value would forge or break tags; and the number
+//!   of distinct values is capped per dimension by a [`CardinalityGuard`] so that a client
+//!   cannot blow up the metrics backend. Past the cap a value becomes `other` and an overflow
+//!   counter records it.
+//!
+//! The user identity is never a metric label: it is unbounded by nature and personal.
+
+use std::collections::HashSet;
+
+use crate::config::AttributionConfig;
+
+/// Longest metric label value, in bytes.
+pub const MAX_LABEL_LEN: usize = 64;
+/// Longest attribution value kept for filter state and logs, in bytes.
+pub const MAX_LOG_VALUE_LEN: usize = 256;
+/// The label value that replaces values past the cardinality cap.
+pub const OVERFLOW_VALUE: &str = "other";
+
+/// Attribution of one request, log-safe (bounded, no control characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribution {
+    pub feature: String,
+    pub customer: String,
+    /// Only for filter state and logs, never for metrics.
+    pub user: String,
+}
+
+impl Default for Attribution {
+    fn default() -> Self {
+        let unknown = crate::config::DEFAULT_ATTRIBUTION_VALUE.to_string();
+        Self { feature: unknown.clone(), customer: unknown.clone(), user: unknown }
+    }
+}
+
+impl Attribution {
+    /// Reads attribution from request headers; absent or blank headers give the default.
+    pub fn from_headers(config: &AttributionConfig, header: &dyn Fn(&str) -> Option<String>) -> Self {
+        let read = |name: &str| match header(name) {
+            Some(v) if !v.trim().is_empty() => log_safe(v.trim()),
+            _ => config.default_value.clone(),
+        };
+        Self {
+            feature: read(&config.feature_header),
+            customer: read(&config.customer_header),
+            user: read(&config.user_header),
+        }
+    }
+}
+
+/// Bounds a value for filter state and logs: control characters become `_`, and the value is
+/// cut at [`MAX_LOG_VALUE_LEN`] bytes on a character boundary.
+pub fn log_safe(value: &str) -> String {
+    let mut out = String::with_capacity(value.len().min(MAX_LOG_VALUE_LEN));
+    for c in value.chars() {
+        let c = if c.is_control() { '_' } else { c };
+        if out.len() + c.len_utf8() > MAX_LOG_VALUE_LEN {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Reduces a value to a metric-label-safe string: characters outside `[A-Za-z0-9_\-:/.@]`
+/// become `_` (so `;` and `=` can never form the `;.;` / `=.=` tag delimiters), capped at
+/// [`MAX_LABEL_LEN`] bytes. An empty value becomes `unknown`.
+pub fn sanitize_label(value: &str) -> String {
+    if value.is_empty() {
+        return crate::config::DEFAULT_ATTRIBUTION_VALUE.to_string();
+    }
+    value
+        .chars()
+        .take(MAX_LABEL_LEN)
+        .map(|c| if c.is_ascii_alphanumeric() || "_-:/.@".contains(c) { c } else { '_' })
+        .collect()
+}
+
+/// A label dimension whose values come from clients and therefore need a cardinality cap.
+/// The provider is a closed set and needs none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    Model,
+    Feature,
+    Customer,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 3] = [Dimension::Model, Dimension::Feature, Dimension::Customer];
+
+    /// The metric label name of the dimension, also the `dimension` label of the overflow counter.
+    pub fn label(self) -> &'static str {
+        match self {
+            Dimension::Model => crate::telemetry::LABEL_MODEL,
+            Dimension::Feature => crate::telemetry::LABEL_FEATURE,
+            Dimension::Customer => crate::telemetry::LABEL_CUSTOMER,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Dimension::Model => 0,
+            Dimension::Feature => 1,
+            Dimension::Customer => 2,
+        }
+    }
+}
+
+/// Caps the distinct label values per dimension. One per VM (owned by the root context and
+/// passed in), so the cap is per Envoy worker: Envoy runs one VM per worker thread.
+#[derive(Debug, Clone)]
+pub struct CardinalityGuard {
+    max: u64,
+    seen: [HashSet<String>; 3],
+    overflows: [u64; 3],
+}
+
+impl CardinalityGuard {
+    pub fn new(max_values_per_dimension: u64) -> Self {
+        Self { max: max_values_per_dimension, seen: Default::default(), overflows: [0; 3] }
+    }
+
+    /// Admits a (sanitised) label value: the value itself if already seen or under the cap,
+    /// else `other` with the dimension's overflow count incremented. `other` and the default
+    /// `unknown` are always admitted and do not use up the cap.
+    pub fn admit(&mut self, dimension: Dimension, value: &str) -> Admitted {
+        let i = dimension.index();
+        let (Some(seen), Some(overflow)) = (self.seen.get_mut(i), self.overflows.get_mut(i)) else {
+            return Admitted { value: OVERFLOW_VALUE.to_string(), overflowed: true };
+        };
+        if value == OVERFLOW_VALUE || value == crate::config::DEFAULT_ATTRIBUTION_VALUE || seen.contains(value) {
+            return Admitted { value: value.to_string(), overflowed: false };
+        }
+        if (seen.len() as u64) < self.max {
+            seen.insert(value.to_string());
+            return Admitted { value: value.to_string(), overflowed: false };
+        }
+        *overflow = overflow.saturating_add(1);
+        Admitted { value: OVERFLOW_VALUE.to_string(), overflowed: true }
+    }
+
+    /// How many values of a dimension were turned into `other` so far.
+    pub fn overflow_count(&self, dimension: Dimension) -> u64 {
+        self.overflows.get(dimension.index()).copied().unwrap_or(0)
+    }
+
+    /// Distinct values admitted so far in a dimension.
+    pub fn distinct(&self, dimension: Dimension) -> u64 {
+        self.seen.get(dimension.index()).map_or(0, |s| s.len() as u64)
+    }
+}
+
+/// The outcome of [`CardinalityGuard::admit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    pub value: String,
+    /// True when the value was replaced by `other`.
+    pub overflowed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+
+    fn headers(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn absent_or_blank_headers_default_to_unknown() {
+        let a = Attribution::from_headers(&AttributionConfig::default(), &headers(&[("x-llm-feature", "  ")]));
+        assert_eq!(a, Attribution::default());
+        assert_eq!((a.feature.as_str(), a.customer.as_str(), a.user.as_str()), ("unknown", "unknown", "unknown"));
+    }
+
+    #[test]
+    fn configured_headers_and_default_are_used() {
+        let config = AttributionConfig {
+            feature_header: "x-f".into(),
+            customer_header: "x-c".into(),
+            user_header: "x-u".into(),
+            default_value: "none".into(),
+        };
+        let a = Attribution::from_headers(&config, &headers(&[("x-f", "search"), ("x-u", "alice@example.com")]));
+        assert_eq!(a.feature, "search");
+        assert_eq!(a.customer, "none");
+        assert_eq!(a.user, "alice@example.com");
+    }
+
+    #[test]
+    fn log_values_lose_control_characters_and_are_bounded() {
+        assert_eq!(log_safe("a\nb\r\tc"), "a_b__c");
+        let long = "é".repeat(300);
+        let cut = log_safe(&long);
+        assert!(cut.len() <= MAX_LOG_VALUE_LEN && cut.len() >= MAX_LOG_VALUE_LEN - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn labels_cannot_forge_tag_delimiters() {
+        assert_eq!(sanitize_label("acme;.;customer=.=evil"), "acme_._customer_._evil");
+        assert_eq!(sanitize_label("gpt-4.1-mini"), "gpt-4.1-mini");
+        assert_eq!(sanitize_label("models/gemini:1.5@eu_west"), "models/gemini:1.5@eu_west");
+        assert_eq!(sanitize_label("a b\"c{}é"), "a_b_c___");
+        assert_eq!(sanitize_label(""), "unknown");
+        assert_eq!(sanitize_label(&"x".repeat(100)).len(), MAX_LABEL_LEN);
+        assert_eq!(sanitize_label(&"é".repeat(100)), "_".repeat(MAX_LABEL_LEN));
+    }
+
+    #[test]
+    fn values_past_the_cap_become_other_and_are_counted() {
+        let mut g = CardinalityGuard::new(2);
+        assert_eq!(g.admit(Dimension::Customer, "a").value, "a");
+        assert_eq!(g.admit(Dimension::Customer, "b").value, "b");
+        let third = g.admit(Dimension::Customer, "c");
+        assert_eq!(third, Admitted { value: "other".into(), overflowed: true });
+        // Values seen before the cap keep their own series.
+        assert_eq!(g.admit(Dimension::Customer, "a").value, "a");
+        assert_eq!(g.admit(Dimension::Customer, "d").value, "other");
+        assert_eq!(g.overflow_count(Dimension::Customer), 2);
+        assert_eq!(g.distinct(Dimension::Customer), 2);
+        // The default never uses up the cap, and dimensions are independent.
+        assert!(!g.admit(Dimension::Customer, "unknown").overflowed);
+        assert_eq!(g.admit(Dimension::Feature, "c").value, "c");
+        assert_eq!(g.overflow_count(Dimension::Feature), 0);
+    }
+}
