@@ -502,11 +502,11 @@ mod tests {
 
     #[test]
     fn a_gzip_bomb_stops_at_the_bound_with_bounded_output() {
-        // 64 MiB of zeros compresses to ~64 KiB.
-        let zeros = vec![0u8; 64 * 1024 * 1024];
+        // 16 MiB of zeros compresses to ~16 KiB (kept modest for the wasm32 test runner).
+        let zeros = vec![0u8; 16 * 1024 * 1024];
         let bomb = gzip(&zeros, 0);
         drop(zeros);
-        assert!(bomb.len() < 200_000);
+        assert!(bomb.len() < 50_000);
         let limit = 1024 * 1024 + 7;
         let mut d = Decoder::new(Compression::Gzip, limit);
         let (mut delivered, mut largest, mut calls) = (0u64, 0usize, 0u32);

@@ -163,7 +163,8 @@ fn decode_failures_make_usage_missing_with_a_reason() {
     let config = routed_config(r#", "max_decompressed_bytes": 1000"#);
     let head = Head::new("/v1/chat/completions", &[]);
     let big = format!("{{\"pad\":\"{}\",{}", "x".repeat(5000), &CHAT_RESPONSE[1..]);
-    let cases: [(&[(&str, &str)], Vec<u8>, &str); 4] = [
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Headers, Vec<u8>, &str); 4] = [
         (&[("content-encoding", "gzip")], gzip(big.as_bytes()), "decompressed_too_large"),
         (&[("content-encoding", "br")], CHAT_RESPONSE.as_bytes().to_vec(), "unsupported_encoding"),
         (&[("content-encoding", "gzip")], gzip(CHAT_RESPONSE.as_bytes())[..40].to_vec(), "truncated_encoding"),
