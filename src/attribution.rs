@@ -120,24 +120,45 @@ impl Dimension {
 #[derive(Debug, Clone)]
 pub struct CardinalityGuard {
     max: u64,
+    /// The configured attribution default, admitted without using up the cap.
+    default_value: String,
     seen: [HashSet<String>; 3],
     overflows: [u64; 3],
 }
 
 impl CardinalityGuard {
+    /// A guard admitting `max_values_per_dimension` distinct values per dimension, with the
+    /// built-in default value `unknown`.
     pub fn new(max_values_per_dimension: u64) -> Self {
-        Self { max: max_values_per_dimension, seen: Default::default(), overflows: [0; 3] }
+        Self {
+            max: max_values_per_dimension,
+            default_value: crate::config::DEFAULT_ATTRIBUTION_VALUE.to_string(),
+            seen: Default::default(),
+            overflows: [0; 3],
+        }
+    }
+
+    /// A guard with the configured cap (`metrics.max_label_values`) and default value.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            default_value: config.attribution.default_value.clone(),
+            ..Self::new(config.metrics.max_label_values)
+        }
     }
 
     /// Admits a (sanitised) label value: the value itself if already seen or under the cap,
-    /// else `other` with the dimension's overflow count incremented. `other` and the default
-    /// `unknown` are always admitted and do not use up the cap.
+    /// else `other` with the dimension's overflow count incremented. `other`, `unknown` (no
+    /// model) and the configured attribution default are always admitted and do not use up
+    /// the cap.
     pub fn admit(&mut self, dimension: Dimension, value: &str) -> Admitted {
         let i = dimension.index();
         let (Some(seen), Some(overflow)) = (self.seen.get_mut(i), self.overflows.get_mut(i)) else {
             return Admitted { value: OVERFLOW_VALUE.to_string(), overflowed: true };
         };
-        if value == OVERFLOW_VALUE || value == crate::config::DEFAULT_ATTRIBUTION_VALUE || seen.contains(value) {
+        let exempt = value == OVERFLOW_VALUE
+            || value == crate::config::DEFAULT_ATTRIBUTION_VALUE
+            || value == self.default_value;
+        if exempt || seen.contains(value) {
             return Admitted { value: value.to_string(), overflowed: false };
         }
         if (seen.len() as u64) < self.max {
@@ -233,5 +254,18 @@ mod tests {
         assert!(!g.admit(Dimension::Customer, "unknown").overflowed);
         assert_eq!(g.admit(Dimension::Feature, "c").value, "c");
         assert_eq!(g.overflow_count(Dimension::Feature), 0);
+    }
+
+    #[test]
+    fn the_configured_default_does_not_use_up_the_cap() {
+        let config = crate::config::Config::from_json(
+            br#"{"attribution": {"default_value": "none"}, "metrics": {"max_label_values": 1}}"#,
+        )
+        .unwrap();
+        let mut g = CardinalityGuard::from_config(&config);
+        assert!(!g.admit(Dimension::Feature, "none").overflowed);
+        assert_eq!(g.admit(Dimension::Feature, "search").value, "search");
+        assert_eq!(g.admit(Dimension::Feature, "chat").value, "other");
+        assert_eq!(g.distinct(Dimension::Feature), 1);
     }
 }
