@@ -179,6 +179,32 @@ impl CostCarry {
     }
 }
 
+/// The per-VM state that spans requests: label cardinality and sub-nano cost remainders.
+/// Owned by the root context; rebuild it when the configuration changes (what it drops is
+/// under one nano-USD per series).
+#[derive(Debug, Clone)]
+pub struct TelemetryState {
+    pub guard: CardinalityGuard,
+    pub carry: CostCarry,
+}
+
+impl Default for TelemetryState {
+    fn default() -> Self {
+        Self { guard: CardinalityGuard::new(crate::config::DEFAULT_MAX_LABEL_VALUES), carry: CostCarry::default() }
+    }
+}
+
+impl TelemetryState {
+    pub fn new(config: &crate::config::Config) -> Self {
+        Self { guard: CardinalityGuard::from_config(config), carry: CostCarry::default() }
+    }
+
+    /// [`metric_plan`] with this state.
+    pub fn plan(&mut self, record: &Record) -> Vec<MetricUpdate> {
+        metric_plan(record, &mut self.guard, &mut self.carry)
+    }
+}
+
 /// The metric label value of the model: the canonical priced name, else the model as sent,
 /// else as returned, else the Azure deployment's configured model.
 pub fn model_label(record: &Record) -> String {

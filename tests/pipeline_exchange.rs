@@ -199,7 +199,7 @@ fn missing_usage_is_counted_and_never_priced_as_zero() {
     let config = routed_config("");
     let record = run(&config, &Head::new("/v1/chat/completions", &[]), b"{}", &[("content-encoding", "br")], b"x", 1);
     let mut metrics = FakeMetrics::default();
-    let plan = telemetry::metric_plan(&record, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+    let plan = telemetry::TelemetryState::new(&config).plan(&record);
     assert_eq!(telemetry::apply(&plan, &mut metrics), 0);
     assert!(plan.iter().any(|u| u.name.ends_with("tokenmeter_usage_missing_total")));
     assert!(plan.iter().all(|u| !u.name.ends_with("tokenmeter_cost_nanousd_total")));
