@@ -15,9 +15,10 @@
 //!
 //! The user identity is never a metric label: it is unbounded by nature and personal.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use crate::config::AttributionConfig;
+use crate::host::{HostError, SharedStore};
 
 /// Longest metric label value, in bytes.
 pub const MAX_LABEL_LEN: usize = 64;
@@ -115,15 +116,26 @@ impl Dimension {
     }
 }
 
-/// Caps the distinct label values per dimension. One per VM (owned by the root context and
-/// passed in), so the cap is per Envoy worker: Envoy runs one VM per worker thread.
+/// Prefix of the shared-data keys holding each dimension's admitted values.
+pub const SHARED_KEY_PREFIX: &str = "tokenmeter.labels.v1.";
+
+/// Compare-and-swap attempts before falling back to the VM-local set.
+const CAS_ATTEMPTS: u32 = 4;
+
+/// Caps the distinct label values per dimension. One per VM, owned by the root context and
+/// passed in. Envoy runs one VM per worker thread, so with [`CardinalityGuard::admit`] alone
+/// the cap is per worker; [`CardinalityGuard::admit_shared`] makes it per process by keeping
+/// the admitted values in proxy-wasm shared data (read once per new value, then cached).
+/// B-tree sets, not hash sets: no hasher seed, so no randomness needed from the host.
 #[derive(Debug, Clone)]
 pub struct CardinalityGuard {
     max: u64,
     /// The configured attribution default, admitted without using up the cap.
     default_value: String,
-    seen: [HashSet<String>; 3],
+    seen: [BTreeSet<String>; 3],
     overflows: [u64; 3],
+    /// The shared set was full when last read; it never shrinks, so no need to read again.
+    shared_full: [bool; 3],
 }
 
 impl CardinalityGuard {
@@ -135,6 +147,7 @@ impl CardinalityGuard {
             default_value: crate::config::DEFAULT_ATTRIBUTION_VALUE.to_string(),
             seen: Default::default(),
             overflows: [0; 3],
+            shared_full: [false; 3],
         }
     }
 
@@ -167,6 +180,86 @@ impl CardinalityGuard {
         }
         *overflow = overflow.saturating_add(1);
         Admitted { value: OVERFLOW_VALUE.to_string(), overflowed: true }
+    }
+
+    /// Like [`CardinalityGuard::admit`], but the cap is shared by every VM of the process
+    /// through `store`. A value seen before costs no host call; a new one costs a read and,
+    /// if admitted, a compare-and-swap write. If the store fails, the VM-local cap applies.
+    /// Two first writers racing on an empty key can both win, so the shared set may exceed
+    /// the cap by a value or two; it cannot grow without bound.
+    pub fn admit_shared(&mut self, dimension: Dimension, value: &str, store: &dyn SharedStore) -> Admitted {
+        let i = dimension.index();
+        if self.is_exempt(value) || self.seen.get(i).is_some_and(|s| s.contains(value)) {
+            return Admitted { value: value.to_string(), overflowed: false };
+        }
+        let full = self.shared_full.get(i).copied().unwrap_or(true);
+        let admitted = if full { Ok(false) } else { self.admit_in_store(i, dimension, value, store) };
+        match admitted {
+            Ok(true) => {
+                if let Some(seen) = self.seen.get_mut(i) {
+                    seen.insert(value.to_string());
+                }
+                Admitted { value: value.to_string(), overflowed: false }
+            }
+            Ok(false) => {
+                if let Some(f) = self.shared_full.get_mut(i) {
+                    *f = true;
+                }
+                if let Some(o) = self.overflows.get_mut(i) {
+                    *o = o.saturating_add(1);
+                }
+                Admitted { value: OVERFLOW_VALUE.to_string(), overflowed: true }
+            }
+            Err(_) => self.admit(dimension, value),
+        }
+    }
+
+    /// The shared-data key of a dimension's admitted values (one value per line).
+    pub fn shared_key(dimension: Dimension) -> String {
+        format!("{SHARED_KEY_PREFIX}{}", dimension.label())
+    }
+
+    /// `Ok(true)` when the value is (now) in the shared set, `Ok(false)` when the set is full.
+    fn admit_in_store(&mut self, i: usize, dimension: Dimension, value: &str, store: &dyn SharedStore) -> Result<bool, HostError> {
+        let key = Self::shared_key(dimension);
+        for _ in 0..CAS_ATTEMPTS {
+            let (bytes, cas) = match store.get(&key)? {
+                Some((bytes, cas)) => (bytes, Some(cas)),
+                None => (Vec::new(), None),
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            let listed: Vec<&str> = text.split('\n').filter(|v| !v.is_empty()).collect();
+            // Learn what other VMs admitted, so that their values need no host call here.
+            if let Some(seen) = self.seen.get_mut(i) {
+                for v in &listed {
+                    if (seen.len() as u64) >= self.max {
+                        break;
+                    }
+                    seen.insert((*v).to_string());
+                }
+            }
+            if listed.contains(&value) {
+                return Ok(true);
+            }
+            if listed.len() as u64 >= self.max {
+                return Ok(false);
+            }
+            let mut next = bytes.clone();
+            if !next.is_empty() {
+                next.push(b'\n');
+            }
+            next.extend_from_slice(value.as_bytes());
+            match store.set(&key, &next, cas) {
+                Ok(()) => return Ok(true),
+                Err(HostError::CasMismatch) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(HostError::CasMismatch)
+    }
+
+    fn is_exempt(&self, value: &str) -> bool {
+        value == OVERFLOW_VALUE || value == crate::config::DEFAULT_ATTRIBUTION_VALUE || value == self.default_value
     }
 
     /// How many values of a dimension were turned into `other` so far.
@@ -254,6 +347,42 @@ mod tests {
         assert!(!g.admit(Dimension::Customer, "unknown").overflowed);
         assert_eq!(g.admit(Dimension::Feature, "c").value, "c");
         assert_eq!(g.overflow_count(Dimension::Feature), 0);
+    }
+
+    #[test]
+    fn a_shared_cap_holds_across_vms() {
+        use crate::host::fake::FakeStore;
+        let store = FakeStore::default();
+        let (mut a, mut b) = (CardinalityGuard::new(2), CardinalityGuard::new(2));
+        assert_eq!(a.admit_shared(Dimension::Customer, "x", &store).value, "x");
+        assert_eq!(b.admit_shared(Dimension::Customer, "y", &store).value, "y");
+        // The process-wide set is full: a third value is `other` on every VM...
+        assert_eq!(a.admit_shared(Dimension::Customer, "z", &store).value, "other");
+        assert_eq!(b.admit_shared(Dimension::Customer, "z", &store).value, "other");
+        // ...while values admitted by another VM keep their series.
+        assert_eq!(a.admit_shared(Dimension::Customer, "y", &store).value, "y");
+        assert_eq!(a.overflow_count(Dimension::Customer), 1);
+        let key = CardinalityGuard::shared_key(Dimension::Customer);
+        assert_eq!(key, "tokenmeter.labels.v1.customer");
+        assert_eq!(store.data.borrow().get(&key).unwrap().0, b"x\ny".to_vec());
+        // Other dimensions have their own sets.
+        assert_eq!(a.admit_shared(Dimension::Feature, "z", &store).value, "z");
+    }
+
+    #[test]
+    fn shared_admission_retries_cas_conflicts_and_falls_back_to_local() {
+        use crate::host::fake::FakeStore;
+        let store = FakeStore::default();
+        let mut g = CardinalityGuard::new(3);
+        g.admit_shared(Dimension::Feature, "a", &store);
+        store.inject_cas_conflicts.set(2);
+        assert_eq!(g.admit_shared(Dimension::Feature, "b", &store).value, "b");
+        let key = CardinalityGuard::shared_key(Dimension::Feature);
+        assert_eq!(store.data.borrow().get(&key).unwrap().0, b"a\nb".to_vec());
+        // Conflicts on every attempt: the local cap decides, traffic is never affected.
+        store.inject_cas_conflicts.set(100);
+        assert_eq!(g.admit_shared(Dimension::Feature, "c", &store).value, "c");
+        assert_eq!(store.data.borrow().get(&key).unwrap().0, b"a\nb".to_vec());
     }
 
     #[test]

@@ -12,12 +12,12 @@
 //! of cross-request state, the label [`CardinalityGuard`] and the sub-nano [`CostCarry`], are
 //! owned by the caller and passed in.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
 use crate::attribution::{log_safe, sanitize_label, CardinalityGuard, Dimension};
-use crate::host::{MetricKind, Metrics};
+use crate::host::{MetricKind, Metrics, SharedStore};
 use crate::meter::Record;
 
 // Filter-state keys (access logs read them as `%FILTER_STATE(wasm.<key>:PLAIN)%`).
@@ -156,7 +156,7 @@ pub const MAX_CARRY_SERIES: usize = 10_000;
 /// One per VM, owned by the caller.
 #[derive(Debug, Clone, Default)]
 pub struct CostCarry {
-    remainders: HashMap<String, u64>,
+    remainders: BTreeMap<String, u64>,
 }
 
 impl CostCarry {
@@ -199,9 +199,14 @@ impl TelemetryState {
         Self { guard: CardinalityGuard::from_config(config), carry: CostCarry::default() }
     }
 
-    /// [`metric_plan`] with this state.
+    /// [`metric_plan`] with this state (label cap per VM).
     pub fn plan(&mut self, record: &Record) -> Vec<MetricUpdate> {
         metric_plan(record, &mut self.guard, &mut self.carry)
+    }
+
+    /// [`metric_plan_shared`] with this state (label cap per process).
+    pub fn plan_shared(&mut self, record: &Record, store: &dyn SharedStore) -> Vec<MetricUpdate> {
+        metric_plan_shared(record, &mut self.guard, &mut self.carry, store)
     }
 }
 
@@ -218,14 +223,37 @@ pub fn model_label(record: &Record) -> String {
     sanitize_label(raw)
 }
 
-/// Counter increments for one finished exchange.
+/// Counter increments for one finished exchange, with the label cap kept per VM.
 pub fn metric_plan(record: &Record, guard: &mut CardinalityGuard, carry: &mut CostCarry) -> Vec<MetricUpdate> {
+    plan_with(record, guard, carry, None)
+}
+
+/// Counter increments for one finished exchange, with the label cap shared by every VM of
+/// the process through proxy-wasm shared data (see [`CardinalityGuard::admit_shared`]).
+pub fn metric_plan_shared(
+    record: &Record,
+    guard: &mut CardinalityGuard,
+    carry: &mut CostCarry,
+    store: &dyn SharedStore,
+) -> Vec<MetricUpdate> {
+    plan_with(record, guard, carry, Some(store))
+}
+
+fn plan_with(
+    record: &Record,
+    guard: &mut CardinalityGuard,
+    carry: &mut CostCarry,
+    store: Option<&dyn SharedStore>,
+) -> Vec<MetricUpdate> {
     let mut plan = Vec::with_capacity(10);
     let provider = record.route.provider.name();
     let mut labels = [String::new(), String::new(), String::new()];
     let raws = [model_label(record), sanitize_label(&record.attribution.feature), sanitize_label(&record.attribution.customer)];
     for ((slot, raw), dimension) in labels.iter_mut().zip(raws.iter()).zip(Dimension::ALL) {
-        let admitted = guard.admit(dimension, raw);
+        let admitted = match store {
+            Some(store) => guard.admit_shared(dimension, raw, store),
+            None => guard.admit(dimension, raw),
+        };
         if admitted.overflowed {
             plan.extend(counter(stat_name(&[(LABEL_DIMENSION, dimension.label())], METRIC_LABEL_OVERFLOW), 1));
         }
