@@ -115,6 +115,16 @@ pub const STATS_TAGS: [(&str, &str); 6] = [
     (LABEL_DIMENSION, r"(dimension=\.=(.*?);\.;)"),
 ];
 
+/// The `stats_config.stats_tags` list as Envoy bootstrap YAML (`tag_name`/`regex` items, regex
+/// double-quoted so backslashes are doubled), each line prefixed by `indent`.
+pub fn stats_tags_yaml(indent: &str) -> String {
+    let mut out = String::new();
+    for (name, regex) in STATS_TAGS {
+        out.push_str(&format!("{indent}- tag_name: {name}\n{indent}  regex: \"{}\"\n", regex.replace('\\', "\\\\")));
+    }
+    out
+}
+
 /// The regex for one embedded tag, as in [`STATS_TAGS`].
 pub fn stats_tag_regex(label: &str) -> String {
     format!(r"({label}=\.=(.*?);\.;)")
@@ -439,6 +449,26 @@ mod tests {
         for l in [LABEL_PROVIDER, LABEL_MODEL, LABEL_FEATURE, LABEL_CUSTOMER, LABEL_TOKEN_TYPE, LABEL_DIMENSION] {
             assert!(labels.contains(&l), "{l}");
         }
+    }
+
+    #[test]
+    fn stats_tags_render_as_bootstrap_yaml() {
+        let yaml = stats_tags_yaml("  ");
+        assert!(yaml.starts_with("  - tag_name: gen_ai_provider_name\n    regex: \"(gen_ai_provider_name=\\\\.=(.*?);\\\\.;)\"\n"), "{yaml}");
+        assert_eq!(yaml.lines().count(), 2 * STATS_TAGS.len());
+    }
+
+    #[test]
+    fn a_shared_plan_caps_labels_across_vms() {
+        let store = crate::host::fake::FakeStore::default();
+        let config = crate::config::Config::from_json(br#"{"metrics": {"max_label_values": 1}}"#).unwrap();
+        let (mut a, mut b) = (TelemetryState::new(&config), TelemetryState::new(&config));
+        a.plan_shared(&record(), &store);
+        let mut other = record();
+        other.attribution.customer = "globex".into();
+        let plan = b.plan_shared(&other, &store);
+        assert_eq!(plan[0].name, "dimension=.=customer;.;tokenmeter_label_overflow_total");
+        assert!(plan[1].name.contains(";.;customer=.=other;.;"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use tokenmeter::config::{Config, ConfigError};
-use tokenmeter::telemetry::STATS_TAGS;
+use tokenmeter::telemetry::{stats_tags_yaml, STATS_TAGS};
 
 const DOC: &str = include_str!("../docs/configuration.md");
 
@@ -75,4 +75,5 @@ fn the_documented_stats_tags_are_the_ones_telemetry_embeds() {
     }
     let expected: Vec<(String, String)> = STATS_TAGS.iter().map(|(n, r)| (n.to_string(), r.to_string())).collect();
     assert_eq!(documented, expected);
+    assert!(yaml.contains(&stats_tags_yaml("  ")), "the doc block is what stats_tags_yaml renders");
 }
