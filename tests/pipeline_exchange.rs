@@ -1,7 +1,6 @@
 //! End-to-end tests of `meter::Exchange`: request head in, record, filter state and metric
 //! plan out, through a fake request head the way the shell drives it.
 //!
-//! Tests marked `#[ignore = "needs providers"]` depend on path detection or body extraction,
 //! which are stubs until the extraction work lands; the others route through a configured
 //! override and observe what the stubs do expose (request body byte counts, decode errors).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -210,7 +209,6 @@ fn missing_usage_is_counted_and_never_priced_as_zero() {
 // ---- These need the extraction work (providers) and, for cost, the pricing work. ----
 
 #[test]
-#[ignore = "needs providers"]
 fn an_empty_config_detects_openai_chat_from_the_path() {
     let config = Config::from_json(b"{}").unwrap();
     let (ex, _) = begin(&config, &Head::new("/v1/chat/completions", &[]));
@@ -232,7 +230,6 @@ fn assert_chat_usage(record: &Record) {
 }
 
 #[test]
-#[ignore = "needs providers"]
 fn an_openai_chat_json_response_yields_usage_at_every_chunk_size() {
     let config = routed_config("");
     let head = Head::new("/v1/chat/completions", &[("x-llm-customer", "acme")]);
@@ -249,7 +246,6 @@ fn an_openai_chat_json_response_yields_usage_at_every_chunk_size() {
 }
 
 #[test]
-#[ignore = "needs providers"]
 fn a_gzip_response_is_decoded_and_read() {
     let config = routed_config("");
     let head = Head::new("/v1/chat/completions", &[]);
@@ -264,7 +260,6 @@ fn a_gzip_response_is_decoded_and_read() {
 }
 
 #[test]
-#[ignore = "needs providers"]
 fn an_openai_chat_stream_with_include_usage_yields_usage() {
     let config = routed_config("");
     let request = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#;
@@ -284,7 +279,6 @@ fn an_openai_chat_stream_with_include_usage_yields_usage() {
 }
 
 #[test]
-#[ignore = "needs providers and pricing"]
 fn a_priced_chat_is_costed_and_counted_exactly() {
     let config = routed_config("");
     let head = Head::new("/v1/chat/completions", &[("x-llm-feature", "search"), ("x-llm-customer", "acme")]);
