@@ -1,8 +1,7 @@
 //! End-to-end tests of `meter::Exchange`: request head in, record, filter state and metric
 //! plan out, through a fake request head the way the shell drives it.
 //!
-//! which are stubs until the extraction work lands; the others route through a configured
-//! override and observe what the stubs do expose (request body byte counts, decode errors).
+//! These run the real providers, pricing and decoder through the Exchange state machine.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::collections::HashMap;
