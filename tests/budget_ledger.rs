@@ -287,11 +287,13 @@ fn corrupt_record_is_a_store_error() {
     let _ = settle(&store, &c, a.reservation, actual(0, 0));
 }
 
+type Intruder<'a> = Box<dyn FnOnce(&FakeStore) + 'a>;
+
 /// A store in which another worker completes a whole operation between our read and our
 /// write, as two Envoy workers would: the CAS mismatch is real, not injected.
 struct Interleaved<'a> {
     inner: &'a FakeStore,
-    intruders: RefCell<Vec<Box<dyn FnOnce(&FakeStore) + 'a>>>,
+    intruders: RefCell<Vec<Intruder<'a>>>,
 }
 
 impl SharedStore for Interleaved<'_> {
