@@ -434,3 +434,24 @@ fn cap_only_rules_cap_without_touching_the_store() {
     assert_eq!(a.decision, Decision::allowed());
     assert!(a.reservation.is_empty() && store.data.borrow().is_empty());
 }
+
+#[test]
+fn unknown_usage_charges_the_reservation_so_disconnecting_cannot_evade_a_budget() {
+    let c = config(TWO);
+    let store = FakeStore::default();
+    let plan = Plan::new(&c.budgets, &acme()[..]);
+    let a = reserve(&store, &c, &plan, &est(USD / 3, 300), NOW);
+    let r = tokenmeter::budget::settle_reserved(&store, &c, a.reservation);
+    assert_eq!(r, Default::default());
+    let m = counters(&store, &c, 0, &[("customer", "acme")], NOW);
+    assert_eq!((m.spent_pico, m.spent_tokens, m.reserved_pico, m.inflight), (USD / 3, 300, 0, 0));
+    let u = counters(&store, &c, 1, &[("user", "alice")], NOW);
+    assert_eq!((u.spent_tokens, u.reserved_tokens, u.inflight), (300, 0, 0));
+    // Fail-open admissions are charged their estimate too.
+    store.inject_cas_conflicts.set(c.cas_retries * 2);
+    let b = reserve(&store, &c, &plan, &est(USD / 3, 100), NOW);
+    assert!(b.decision.store_error);
+    let _ = tokenmeter::budget::settle_reserved(&store, &c, b.reservation);
+    let m = counters(&store, &c, 0, &[("customer", "acme")], NOW);
+    assert_eq!((m.spent_pico, m.reserved_pico, m.inflight), (USD / 3 * 2, 0, 0));
+}

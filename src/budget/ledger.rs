@@ -104,6 +104,7 @@ struct Held {
     budget_id: String,
     key: String,
     window_start: u64,
+    /// The estimate reserved (or that would have been, when `held` is false).
     pico: u64,
     tokens: u64,
     /// False when the store failed and the request was let through without a reservation:
@@ -435,8 +436,8 @@ pub fn reserve<S: SharedStore + ?Sized>(
                         budget_id: def.id.clone(),
                         key: s.key,
                         window_start: s.window_start,
-                        pico: 0,
-                        tokens: 0,
+                        pico: add_pico,
+                        tokens: add_tokens,
                         held: false,
                     }),
                     StoreErrorPolicy::Reject => {
@@ -545,6 +546,29 @@ pub fn settle<S: SharedStore + ?Sized>(
             Ok(false) => report.late = report.late.saturating_add(1),
             Err(err) => report.errors.push(err),
         }
+    }
+    report
+}
+
+/// Settles a request whose usage is entirely unknown (the stream ended before any usage was
+/// reported and the pipeline has no estimate of its own) by charging the reservation itself.
+/// Charging 0 instead would let a client evade a budget by disconnecting before the final
+/// usage event; the reservation is the worst case the request was admitted for.
+pub fn settle_reserved<S: SharedStore + ?Sized>(
+    store: &S,
+    config: &BudgetConfig,
+    reservation: Reservation,
+) -> SettleReport {
+    let mut report = SettleReport::default();
+    for e in reservation.entries {
+        let charge = Actual {
+            usd: Some(PicoUsd(e.pico)),
+            tokens: e.tokens,
+        };
+        let one = Reservation { entries: vec![e] };
+        let r = settle(store, config, one, charge);
+        report.late = report.late.saturating_add(r.late);
+        report.errors.extend(r.errors);
     }
     report
 }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod decision;
 pub mod estimate;
 pub mod ledger;
+pub mod limits;
 pub mod state;
 pub mod window;
 
@@ -32,9 +33,10 @@ pub use config::{
 pub use decision::{rejection, Decision, ErrorDialect, Outcome, RejectReason, Rejection};
 pub use estimate::{estimate, Estimate, EstimateInput};
 pub use ledger::{
-    prepare, reserve, settle, Actual, Admission, Dimensions, Plan, Reservation, SettleReport,
-    Snapshot,
+    prepare, reserve, settle, settle_reserved, Actual, Admission, Dimensions, Plan, Reservation,
+    SettleReport, Snapshot,
 };
+pub use limits::LimitsCache;
 pub use state::{Counters, LIMITS_KEY};
 pub use window::Window;
 
