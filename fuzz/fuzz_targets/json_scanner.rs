@@ -1,0 +1,263 @@
+//! The incremental JSON scanner (`json::Scanner`) every extractor reads bodies with.
+//!
+//! Checks, for arbitrary bytes and chunk splits, in single-value or sequence mode and with
+//! string capture on everywhere or only on some paths (both picked by the selector):
+//! - whole and split feeding report the same scalars with the same paths, the same
+//!   value ends, values count, error and `finish` result; errors are sticky;
+//! - heap use stays bounded whatever the input;
+//! - differential against serde_json (single-value mode, capture on): when serde_json
+//!   accepts the body, the scanner accepts it too and reports exactly serde's scalars in
+//!   document order with the same paths (keys over `MAX_KEY_BYTES` as `LongKey`, nothing
+//!   below `MAX_TRACKED_DEPTH` containers), the same integers, and each string's text cut
+//!   at `MAX_STRING_BYTES` on a character boundary.
+#![no_main]
+
+use std::fmt;
+
+use libfuzzer_sys::fuzz_target;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor as SerdeVisitor};
+use tokenmeter::json::{
+    JsonError, Number, Path, Scalar, Scanner, Segment, Visitor, MAX_KEY_BYTES, MAX_STRING_BYTES,
+    MAX_TRACKED_DEPTH,
+};
+use tokenmeter_fuzz::SplitInput;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(Vec<u8>),
+    LongKey,
+    Index(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    Null,
+    Bool(bool),
+    Integer(u64),
+    OtherNumber,
+    Str { text: Option<String>, truncated: bool, raw_len: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Scalar(Vec<Seg>, Value),
+    ValueEnd,
+}
+
+struct Collect {
+    capture_all: bool,
+    events: Vec<Event>,
+}
+
+fn owned_path(path: &Path<'_>) -> Vec<Seg> {
+    assert!(path.len() <= MAX_TRACKED_DEPTH);
+    (0..path.len())
+        .map(|d| match path.get(d).expect("segment within len") {
+            Segment::Key(k) => {
+                assert!(k.len() <= MAX_KEY_BYTES);
+                Seg::Key(k.to_vec())
+            }
+            Segment::LongKey => Seg::LongKey,
+            Segment::Index(i) => Seg::Index(i),
+        })
+        .collect()
+}
+
+impl Visitor for Collect {
+    fn wants_string(&mut self, path: &Path<'_>) -> bool {
+        self.capture_all || path.len() % 2 == 1
+    }
+    fn scalar(&mut self, path: &Path<'_>, value: Scalar<'_>) {
+        let value = match value {
+            Scalar::Null => Value::Null,
+            Scalar::Bool(b) => Value::Bool(b),
+            Scalar::Number(Number::Integer(n)) => Value::Integer(n),
+            Scalar::Number(Number::Other) => Value::OtherNumber,
+            Scalar::String(s) => {
+                if let Some(t) = s.text {
+                    assert!(t.len() <= MAX_STRING_BYTES);
+                }
+                Value::Str { text: s.text.map(str::to_owned), truncated: s.truncated, raw_len: s.raw_len }
+            }
+        };
+        self.events.push(Event::Scalar(owned_path(path), value));
+    }
+    fn value_end(&mut self) {
+        self.events.push(Event::ValueEnd);
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Scanned {
+    events: Vec<Event>,
+    feed_error: Option<JsonError>,
+    finish: Result<(), JsonError>,
+    values: u64,
+}
+
+fn scan(chunks: &[&[u8]], sequence: bool, capture_all: bool) -> Scanned {
+    let mut scanner = if sequence { Scanner::sequence() } else { Scanner::new() };
+    let mut visitor = Collect { capture_all, events: Vec::new() };
+    let mut feed_error = None;
+    for chunk in chunks {
+        if let Err(e) = scanner.feed(chunk, &mut visitor) {
+            if let Some(first) = feed_error {
+                assert_eq!(first, e, "feed error not sticky");
+            }
+            feed_error.get_or_insert(e);
+            assert_eq!(scanner.error(), Some(e));
+        }
+        // One lossily repaired string of MAX_STRING_BYTES bytes, each becoming U+FFFD.
+        assert!(scanner.heap_bytes() <= 4 * MAX_STRING_BYTES, "scanner heap grew: {}", scanner.heap_bytes());
+    }
+    let finish = scanner.finish(&mut visitor);
+    if let Some(e) = feed_error {
+        assert_eq!(finish, Err(e));
+    }
+    Scanned { events: visitor.events, feed_error, finish, values: scanner.values() }
+}
+
+/// What serde_json says a scalar is.
+#[derive(Debug)]
+enum Expect {
+    Null,
+    Bool(bool),
+    U64(u64),
+    I64,
+    F64,
+    Str(String),
+}
+
+/// Walks a document with serde_json, recording scalars in document order (duplicates kept).
+struct Walk<'a> {
+    path: &'a mut Vec<Seg>,
+    out: &'a mut Vec<(Vec<Seg>, Expect)>,
+}
+
+impl Walk<'_> {
+    fn push(self, e: Expect) {
+        if self.path.len() <= MAX_TRACKED_DEPTH {
+            self.out.push((self.path.clone(), e));
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> SerdeVisitor<'de> for Walk<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON")
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.push(Expect::Null);
+        Ok(())
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.push(Expect::Bool(v));
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.push(Expect::U64(v));
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.push(Expect::I64);
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.push(Expect::F64);
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.push(Expect::Str(v.to_owned()));
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Walk { path, out } = self;
+        let mut i = 0u64;
+        loop {
+            path.push(Seg::Index(i));
+            let more = seq.next_element_seed(Walk { path: &mut *path, out: &mut *out })?;
+            path.pop();
+            if more.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Walk { path, out } = self;
+        while let Some(key) = map.next_key::<String>()? {
+            path.push(if key.len() > MAX_KEY_BYTES { Seg::LongKey } else { Seg::Key(key.into_bytes()) });
+            map.next_value_seed(Walk { path: &mut *path, out: &mut *out })?;
+            path.pop();
+        }
+        Ok(())
+    }
+}
+
+fn serde_scalars(body: &[u8]) -> Option<Vec<(Vec<Seg>, Expect)>> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let (mut path, mut out) = (Vec::new(), Vec::new());
+    Walk { path: &mut path, out: &mut out }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(out)
+}
+
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn check_against_serde(body: &[u8], scanned: &Scanned) {
+    let Some(expected) = serde_scalars(body) else { return };
+    assert_eq!(scanned.feed_error, None, "scanner rejected JSON serde_json accepts");
+    assert_eq!(scanned.finish, Ok(()), "scanner did not finish JSON serde_json accepts");
+    assert_eq!(scanned.values, 1);
+    let got: Vec<(&Vec<Seg>, &Value)> = scanned
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Scalar(p, v) => Some((p, v)),
+            Event::ValueEnd => None,
+        })
+        .collect();
+    assert_eq!(got.len(), expected.len(), "scalar count differs: {got:?} vs {expected:?}");
+    for ((path, value), (want_path, want)) in got.into_iter().zip(&expected) {
+        assert_eq!(path, want_path, "path differs");
+        let ok = match (want, value) {
+            (Expect::Null, Value::Null) => true,
+            (Expect::Bool(a), Value::Bool(b)) => a == b,
+            (Expect::U64(a), Value::Integer(b)) => a == b,
+            (Expect::I64, Value::OtherNumber) => true,
+            // An integer too large for u64 is a float to serde and saturates in the scanner.
+            (Expect::F64, Value::OtherNumber | Value::Integer(u64::MAX)) => true,
+            (Expect::Str(s), Value::Str { text: Some(t), truncated, raw_len }) => {
+                t == cut(s, MAX_STRING_BYTES) && *truncated == (s.len() > MAX_STRING_BYTES) && *raw_len >= s.len() as u64
+            }
+            _ => false,
+        };
+        assert!(ok, "scalar at {path:?} differs: serde {want:?}, scanner {value:?}");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let input = SplitInput::parse(data);
+    let sequence = input.selector & 1 == 1;
+    let capture_all = input.selector & 2 == 0;
+    let whole = scan(&[input.body], sequence, capture_all);
+    let split = scan(&input.chunks(), sequence, capture_all);
+    assert_eq!(whole, split, "split feeding changed the result");
+    if !sequence && capture_all {
+        check_against_serde(input.body, &whole);
+    }
+});

@@ -1,0 +1,83 @@
+//! Price inputs: LiteLLM import (`PriceTable::import_litellm`), configured overrides
+//! (`PriceOverrides` applied with `PriceTable::with_overrides`) and USD amounts
+//! (`PicoUsd::from_usd_str` / `to_usd_string`).
+//!
+//! The selector picks the input kind. Checks:
+//! - LiteLLM / overrides: never panic; every model an accepted table lists resolves in it;
+//!   quoting every model with huge token counts never panics (overflow checks are on);
+//! - amounts: parsing never panics; a formatted amount parses back to itself rounded to the
+//!   nano-dollar, and a whole-pico decimal written from the input parses to that exact value.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tokenmeter::pricing::{PicoUsd, PriceOverrides, PriceTable, PricingContext};
+use tokenmeter::usage::NormalizedUsage;
+
+fn usage(seed: u64) -> NormalizedUsage {
+    NormalizedUsage {
+        input_tokens: seed,
+        output_tokens: seed.rotate_left(7),
+        cache_read_tokens: seed / 3,
+        cache_creation_tokens: seed / 5,
+        cache_creation_5m_tokens: seed / 7,
+        cache_creation_1h_tokens: seed / 11,
+        reasoning_tokens: seed / 2,
+        web_search_requests: seed % 1000,
+        web_fetch_requests: seed % 77,
+    }
+}
+
+fn quote_all(table: &PriceTable) {
+    let models: Vec<String> = table.models().map(str::to_owned).collect();
+    assert_eq!(models.len(), table.len());
+    for model in &models {
+        assert!(table.resolve(model).is_some(), "listed model {model:?} does not resolve");
+        for seed in [0, 1_000_000, u64::MAX] {
+            for batch in [false, true] {
+                let context = PricingContext { batch, ..PricingContext::default() };
+                assert!(table.quote(model, &usage(seed), context).is_some());
+            }
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else { return };
+    match selector % 3 {
+        0 => {
+            if let Ok(table) = PriceTable::import_litellm(body) {
+                quote_all(&table);
+                let mut merged = PriceTable::builtin();
+                merged.merge(table);
+                quote_all(&merged);
+            }
+        }
+        1 => {
+            if let Ok(overrides) = serde_json::from_slice::<PriceOverrides>(body) {
+                if let Ok(table) = PriceTable::builtin().with_overrides(&overrides) {
+                    for name in overrides.models.keys().chain(overrides.aliases.keys()) {
+                        assert!(table.resolve(name).is_some(), "configured {name:?} does not resolve");
+                    }
+                    quote_all(&table);
+                }
+            }
+        }
+        _ => {
+            if let Ok(text) = std::str::from_utf8(body) {
+                let _ = PicoUsd::from_usd_str(text);
+            }
+            let mut raw = [0u8; 8];
+            for (dst, src) in raw.iter_mut().zip(body) {
+                *dst = *src;
+            }
+            let pico = PicoUsd(u64::from_le_bytes(raw));
+            let text = pico.to_usd_string();
+            let nanos = pico.0 / 1000 + u64::from(pico.0 % 1000 >= 500);
+            if let Some(rounded) = nanos.checked_mul(1000) {
+                assert_eq!(PicoUsd::from_usd_str(&text), Ok(PicoUsd(rounded)), "{text} did not round-trip");
+            }
+            let exact = format!("{}.{:012}", pico.0 / 1_000_000_000_000, pico.0 % 1_000_000_000_000);
+            assert_eq!(PicoUsd::from_usd_str(&exact), Ok(pico), "{exact} misread");
+        }
+    }
+});
