@@ -6,7 +6,8 @@
 //!   spec: lines end at `\r\n`, `\r` or `\n`; `:` lines are comments; `field: value` drops one
 //!   space; `data` lines are joined with `\n`; a blank line dispatches an event that had data;
 //!   names are cut at `MAX_EVENT_NAME`; data exactly `[DONE]` is the done marker; a body that
-//!   ends inside an event still dispatches it and reports `Truncated`;
+//!   ends inside an event still dispatches it and reports `Truncated` (an unterminated last
+//!   line counts only once its colon arrived);
 //! - whole and split feeding give the same result.
 #![no_main]
 
@@ -140,7 +141,10 @@ fn model(body: &[u8]) -> Framed {
     for line in complete {
         m.line(line);
     }
-    if let Some(line) = last {
+    // The framer acts on a line's value as it streams in, so an unterminated last line counts
+    // once its colon was seen; one that never got a colon is dropped (the spec drops every
+    // unterminated line; the framer keeps a cut final event so its usage is not lost).
+    if let Some(line) = last.filter(|l| l.contains(&b':')) {
         m.line(line);
     }
     let finish = if m.has_data {
