@@ -9,12 +9,15 @@
 //! is tested in memory.
 //!
 //! The pipeline drives it in this order (see `docs/budgets.md`):
-//! 1. request body complete: `Plan::new(&budgets, &dims)`; if `plan.output_cap()` is set,
-//!    [`caps::apply_output_cap`] and replace the body;
-//! 2. [`estimate::estimate`] with the model's price, then [`ledger::reserve`];
+//! 1. root context: [`BudgetConfig`], [`ledger::prepare`], and for pulled limits
+//!    [`limits::store_limits`] on each pull and [`LimitsCache::refresh`] on each tick;
+//! 2. request body complete: `Plan::new(cache.budgets(), &dims)`; if `plan.output_cap()` is
+//!    set, [`caps::apply_output_cap`] and replace the body;
+//! 3. [`estimate()`] with the model's price, then [`ledger::reserve`];
 //!    rejected -> [`decision::rejection`] as a local reply; allowed -> keep the
 //!    [`ledger::Reservation`] in the exchange;
-//! 3. at the end of the exchange, whatever the ending: [`ledger::settle`] with the usage seen.
+//! 4. at the end of the exchange, whatever the ending: [`ledger::settle`] with the usage seen,
+//!    or [`ledger::settle_reserved`] when nothing at all is known.
 
 pub mod caps;
 pub mod config;
