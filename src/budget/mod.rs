@@ -2,7 +2,7 @@
 //!
 //! This is the sans-io core of budget enforcement. It owns the configuration and the pulled
 //! limits document ([`config`]), window arithmetic ([`window`]), the counters kept in shared
-//! data ([`state`]), the worst-case estimate of a request ([`estimate`]), reservation and
+//! data ([`state`]), the worst-case estimate of a request ([`mod@estimate`]), reservation and
 //! settlement with compare-and-swap ([`ledger`]), the decision and the 429 in the caller's API
 //! shape ([`decision`]), and output caps ([`caps`]). Shared data is reached only through
 //! [`crate::host::SharedStore`], so every path, including CAS conflicts and store failures,
