@@ -35,6 +35,20 @@ impl Dimensions for [(&str, &str)] {
     }
 }
 
+impl<const N: usize> Dimensions for [(&str, &str); N] {
+    fn value(&self, dimension: &str) -> Option<&str> {
+        self.as_slice().value(dimension)
+    }
+}
+
+impl Dimensions for Vec<(String, String)> {
+    fn value(&self, dimension: &str) -> Option<&str> {
+        self.iter()
+            .find(|(d, _)| d == dimension)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 impl Dimensions for std::collections::BTreeMap<String, String> {
     fn value(&self, dimension: &str) -> Option<&str> {
         self.get(dimension).map(String::as_str)

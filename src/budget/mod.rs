@@ -11,7 +11,8 @@
 //! The pipeline drives it in this order (see `docs/budgets.md`):
 //! 1. root context: [`BudgetConfig`], [`ledger::prepare`], and for pulled limits
 //!    [`limits::store_limits`] on each pull and [`LimitsCache::refresh`] on each tick;
-//! 2. request body complete: `Plan::new(cache.budgets(), &dims)`; if `plan.output_cap()` is
+//! 2. request body complete: [`admit()`] does steps 2 and 3 in one call.
+//!    `Plan::new(cache.budgets(), &dims)`; if `plan.output_cap()` is
 //!    set, [`caps::apply_output_cap`] and replace the body;
 //! 3. [`estimate()`] with the model's price, then [`ledger::reserve`];
 //!    rejected -> [`decision::rejection`] as a local reply; allowed -> keep the
@@ -19,6 +20,7 @@
 //! 4. at the end of the exchange, whatever the ending: [`ledger::settle`] with the usage seen,
 //!    or [`ledger::settle_reserved`] when nothing at all is known.
 
+pub mod admit;
 pub mod caps;
 pub mod config;
 pub mod decision;
@@ -28,6 +30,7 @@ pub mod limits;
 pub mod state;
 pub mod window;
 
+pub use admit::{admit, AdmitRequest, Admitted};
 pub use caps::{apply_output_cap, CapDialect, ChatField};
 pub use config::{
     BudgetConfig, BudgetDef, LimitsDoc, LimitsSource, MatchValue, Mode, StoreErrorPolicy,
