@@ -290,3 +290,34 @@ def test_envoyfilter_wasm_filter_loads_in_envoy(tmp_path, stats_snippet):
     out = subprocess.run([envoy, "--mode", "validate", "-c", str(path), "--base-id", "7313"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+# --- Agreement with the filter's own constants (src/telemetry.rs, owned by the pipeline) ---
+
+def _telemetry_source():
+    path = REPO / "src" / "telemetry.rs"
+    text = path.read_text() if path.is_file() else ""
+    if "STATS_TAGS" not in text:
+        pytest.skip("src/telemetry.rs has no STATS_TAGS yet (stub)")
+    return text
+
+
+def test_filter_stats_tags_are_the_snippet_prefix(stats_snippet):
+    """The filter's STATS_TAGS (the labels it embeds today) must come first in the snippet,
+    with identical regexes; the snippet may add the issue-5 labels after them."""
+    text = _telemetry_source()
+    consts = dict(re.findall(r'pub const (LABEL_\w+): &str = "([a-z_]+)";', text))
+    block = text[text.index("pub const STATS_TAGS"):]
+    block = block[: block.index("];")]
+    pairs = re.findall(r'\((LABEL_\w+),\s*r"([^"]+)"\)', block)
+    assert pairs, "could not read STATS_TAGS"
+    filter_tags = [{"tag_name": consts[name], "regex": regex} for name, regex in pairs]
+    assert _tags(stats_snippet)[: len(filter_tags)] == filter_tags
+
+
+def test_filter_metric_and_label_names_are_in_the_contract():
+    text = _telemetry_source()
+    metrics = set(re.findall(r'pub const METRIC_\w+: &str = "([a-z_]+)";', text))
+    labels = set(re.findall(r'pub const LABEL_\w+: &str = "([a-z_]+)";', text))
+    assert metrics <= set(contract.metrics()), metrics - set(contract.metrics())
+    assert labels <= contract.label_names(), labels - contract.label_names()
