@@ -152,10 +152,12 @@ def test_raw_envoy_bootstrap_carries_the_snippet(stats_snippet):
         pytest.skip("envoy/bootstrap.yaml not present in this tree (owned by the shell work)")
     boot = load_yaml(path)
     have = boot.get("stats_config", {})
+    hint = "copy stats_config from envoy/prometheus/envoy-stats-config.yaml into envoy/bootstrap.yaml"
     for tag in _tags(stats_snippet):
-        assert tag in have.get("stats_tags", []), tag["tag_name"]
+        assert tag in have.get("stats_tags", []), f"{tag['tag_name']} missing: {hint}"
     for rule in stats_snippet["stats_config"]["histogram_bucket_settings"]:
-        assert rule in have.get("histogram_bucket_settings", []), rule["match"]
+        assert rule in have.get("histogram_bucket_settings", []), f"{rule['match']} missing: {hint}"
+    assert boot.get("stats_flush_interval") == stats_snippet["stats_flush_interval"], hint
 
 
 # --- Real Envoy ---
