@@ -415,6 +415,7 @@ mod tests {
                 id: Some("chatcmpl-1".into()),
                 finish_reason: Some("stop".into()),
                 service_tier: Some("default".into()),
+                ..ResponseFacts::default()
             },
             status: Some(200),
             usage: NormalizedUsage { input_tokens: 100, output_tokens: 20, cache_read_tokens: 40, ..NormalizedUsage::default() },
