@@ -602,7 +602,7 @@ mod tests {
         let json = br#"{
             "attribution": {"feature_header": "x-feature", "customer_header": "x-tenant",
                             "user_header": "x-user", "default_value": "none"},
-            "prices": {"my-model": {"input": 1000}},
+            "prices": {"models": {"my-model": {"input": "0.30", "output": "1.20"}}},
             "azure_deployments": {"prod-gpt": "gpt-4o"},
             "routes": [
                 {"path_prefix": "/llm/", "api": "openai.chat_completions"},
@@ -619,7 +619,7 @@ mod tests {
         assert_eq!(c.max_decompressed_bytes, 1_048_576);
         assert!(!c.strip_accept_encoding);
         assert_eq!(c.metrics.max_label_values, 50);
-        assert!(c.prices.contains_key("my-model"));
+        assert!(c.prices.contains_key("models"));
         // Longest prefix wins, and the authority must match (port ignored, case-insensitive).
         let hit = c.route_override("/llm/claude/v1/messages", "gateway.internal:8443").unwrap();
         assert_eq!(hit.api, Some(Api::AnthropicMessages));
