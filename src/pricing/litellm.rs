@@ -48,7 +48,7 @@ impl PriceTable {
             .deserialize_map(FileVisitor { entries: &mut entries })
             .map_err(PricingError::LiteLlm)?;
         deserializer.end().map_err(PricingError::LiteLlm)?;
-        let mut table = PriceTable { version: Cow::Borrowed("litellm"), entries, aliases: Vec::new() };
+        let mut table = PriceTable { version: Cow::Borrowed("litellm"), entries, ..PriceTable::default() };
         table.sort();
         Ok(table)
     }

@@ -15,6 +15,7 @@
 
 mod builtin;
 mod decimal;
+mod index;
 mod litellm;
 mod overrides;
 mod resolve;
@@ -262,15 +263,16 @@ struct Entry {
 
 /// The price table: built-in list prices plus configured overrides.
 ///
-/// Entries and aliases are kept sorted by name and found by binary search: a lookup is a
-/// handful of string comparisons, allocation-free, and needs no hasher (whose random seed
-/// would need WASI randomness inside Envoy).
+/// Entries and aliases are kept sorted by name (for listing and linear merges) and found
+/// through a hash index over both, rebuilt whenever the table changes; see `index`.
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
     version: Cow<'static, str>,
     entries: Vec<Entry>,
     /// `(alias, canonical name)`, sorted by alias.
     aliases: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    /// Key ids `0..entries.len()` are entry names, then alias names in order.
+    index: index::NameIndex,
 }
 
 impl PriceTable {
@@ -303,7 +305,12 @@ impl PriceTable {
             .iter()
             .map(|(alias, target)| (Cow::Borrowed(*alias), Cow::Borrowed(*target)))
             .collect();
-        let mut table = PriceTable { version: Cow::Borrowed(builtin::VERSION), entries, aliases };
+        let mut table = PriceTable {
+            version: Cow::Borrowed(builtin::VERSION),
+            entries,
+            aliases,
+            index: index::NameIndex::default(),
+        };
         table.sort();
         table
     }
@@ -377,9 +384,12 @@ impl PriceTable {
             }
         }
         self.entries = merged;
-        for (alias, target) in other.aliases {
-            self.insert_alias(alias, target);
-        }
+        self.aliases.extend(other.aliases);
+        // Stable sort + keep-first dedup would keep ours; put theirs first by reversing runs.
+        self.aliases.reverse();
+        self.aliases.sort_by(|a, b| a.0.cmp(&b.0));
+        self.aliases.dedup_by(|later, earlier| later.0 == earlier.0);
+        self.reindex();
         if self.version.is_empty() {
             self.version = other.version;
         } else if !other.version.is_empty() {
@@ -388,16 +398,32 @@ impl PriceTable {
     }
 
     fn lookup(&self, name: &str) -> Option<&Entry> {
-        self.find(name).or_else(|| {
-            let i = self.aliases.binary_search_by(|(a, _)| (**a).cmp(name)).ok()?;
-            let (_, target) = self.aliases.get(i)?;
-            self.find(target)
-        })
+        let id = self.index.get(name, |id| self.key_name(id))?;
+        match self.entries.get(id as usize) {
+            Some(entry) => Some(entry),
+            None => {
+                let alias = (id as usize).checked_sub(self.entries.len())?;
+                let (_, target) = self.aliases.get(alias)?;
+                let id = self.index.get(target, |id| self.key_name(id))?;
+                self.entries.get(id as usize)
+            }
+        }
     }
 
-    fn find(&self, name: &str) -> Option<&Entry> {
-        let i = self.entries.binary_search_by(|e| (*e.name).cmp(name)).ok()?;
-        self.entries.get(i)
+    fn key_name(&self, id: u32) -> Option<&str> {
+        let id = id as usize;
+        match self.entries.get(id) {
+            Some(entry) => Some(&entry.name),
+            None => {
+                let alias = id.checked_sub(self.entries.len())?;
+                self.aliases.get(alias).map(|(name, _)| &**name)
+            }
+        }
+    }
+
+    fn reindex(&mut self) {
+        let names = self.entries.iter().map(|e| &*e.name).chain(self.aliases.iter().map(|(a, _)| &**a));
+        self.index = index::NameIndex::build(names);
     }
 
     fn insert(&mut self, name: Cow<'static, str>, pricing: ModelPricing) {
@@ -409,6 +435,7 @@ impl PriceTable {
             }
             Err(i) => self.entries.insert(i, Entry { name, pricing }),
         }
+        self.reindex();
     }
 
     fn insert_alias(&mut self, alias: Cow<'static, str>, target: Cow<'static, str>) {
@@ -420,12 +447,15 @@ impl PriceTable {
             }
             Err(i) => self.aliases.insert(i, (alias, target)),
         }
+        self.reindex();
     }
 
     fn sort(&mut self) {
         self.entries.sort_by(|a, b| a.name.cmp(&b.name));
         self.entries.dedup_by(|later, earlier| later.name == earlier.name);
         self.aliases.sort_by(|a, b| a.0.cmp(&b.0));
+        self.aliases.dedup_by(|later, earlier| later.0 == earlier.0);
+        self.reindex();
     }
 }
 

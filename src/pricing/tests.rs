@@ -86,3 +86,29 @@ fn costs_saturate() {
     let p = ModelPrice { input: u64::MAX, output: u64::MAX, ..ModelPrice::default() };
     assert_eq!(cost(&p, &usage(u64::MAX, u64::MAX)), PicoUsd(u64::MAX));
 }
+
+#[test]
+fn merged_aliases_prefer_the_incoming_table() {
+    let priced = |input| ModelPricing::from_price(ModelPrice { input, ..ModelPrice::default() });
+    let mut a = PriceTable::empty();
+    a.insert(Cow::Borrowed("m1"), priced(1));
+    a.insert(Cow::Borrowed("m2"), priced(2));
+    a.insert_alias(Cow::Borrowed("x"), Cow::Borrowed("m1"));
+    a.insert_alias(Cow::Borrowed("y"), Cow::Borrowed("m1"));
+    let mut b = PriceTable::empty();
+    b.insert_alias(Cow::Borrowed("x"), Cow::Borrowed("m2"));
+    a.merge(b);
+    assert_eq!(a.resolve("x").map(|(n, p)| (n, p.input)), Some(("m2", 2)));
+    assert_eq!(a.resolve("y").map(|(n, _)| n), Some("m1"));
+    // An alias whose target is gone resolves to nothing rather than to something else.
+    a.insert_alias(Cow::Borrowed("z"), Cow::Borrowed("gone"));
+    assert!(a.resolve("z").is_none());
+}
+
+#[test]
+fn builtin_aliases_point_at_builtin_models() {
+    let table = PriceTable::builtin();
+    for (alias, target) in builtin::ALIASES {
+        assert_eq!(table.resolve(alias).map(|(n, _)| n), Some(*target));
+    }
+}
