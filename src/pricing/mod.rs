@@ -12,6 +12,13 @@
 //! priority service tiers and every provider's batch API change the rates, and server-side
 //! tools bill per call. [`ModelPricing::quote`] applies all of these given a
 //! [`PricingContext`]; the plain [`cost`] function prices standard rates only.
+//!
+//! Use: build the table once at configuration load --
+//! `PriceTable::builtin().with_overrides(&overrides)?`, optionally after
+//! `table.merge(PriceTable::import_litellm(bytes)?)` -- and per request call
+//! `table.quote(model, &usage, PricingContext::from_reported(service_tier))`, which returns the
+//! canonical model name (the normalised model label) and the [`Quote`], or `None` when the
+//! model is unpriced. [`PriceTable::version`] names the list that priced it.
 
 mod builtin;
 mod decimal;
@@ -242,6 +249,19 @@ pub struct PricingContext {
     pub service_tier: ServiceTier,
     /// The request went through a provider's Batch API (50% of the token cost).
     pub batch: bool,
+}
+
+impl PricingContext {
+    /// The context a response reports: OpenAI's `service_tier` (`default`, `flex`, `priority`,
+    /// `scale`) or Anthropic's `usage.service_tier` (`standard`, `priority`, `batch`; the
+    /// latter in Message Batches results). `None` (not reported) is standard.
+    pub fn from_reported(service_tier: Option<&str>) -> PricingContext {
+        match service_tier.map(str::trim) {
+            Some("batch") => PricingContext { service_tier: ServiceTier::Standard, batch: true },
+            Some(name) => PricingContext { service_tier: ServiceTier::from_name(name), batch: false },
+            None => PricingContext::default(),
+        }
+    }
 }
 
 /// A priced request.

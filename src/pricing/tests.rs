@@ -112,3 +112,14 @@ fn builtin_aliases_point_at_builtin_models() {
         assert_eq!(table.resolve(alias).map(|(n, _)| n), Some(*target));
     }
 }
+
+#[test]
+fn reported_service_tiers_map_to_contexts() {
+    let ctx = |tier, batch| PricingContext { service_tier: tier, batch };
+    assert_eq!(PricingContext::from_reported(None), ctx(ServiceTier::Standard, false));
+    assert_eq!(PricingContext::from_reported(Some("default")), ctx(ServiceTier::Standard, false));
+    assert_eq!(PricingContext::from_reported(Some("flex")), ctx(ServiceTier::Flex, false));
+    assert_eq!(PricingContext::from_reported(Some("priority")), ctx(ServiceTier::Priority, false));
+    assert_eq!(PricingContext::from_reported(Some("batch")), ctx(ServiceTier::Standard, true));
+    assert_eq!(PricingContext::from_reported(Some("standard")), ctx(ServiceTier::Standard, false));
+}
