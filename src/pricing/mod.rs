@@ -43,7 +43,7 @@ pub enum PricingError {
     InvalidPrice { field: String, value: String, reason: DecimalError },
     /// A rate was not configured and there is no existing rate to keep (a new model without
     /// `input` / `output`, a new tier card, a long-context card without a threshold).
-    #[error("{field}: required, as the price table has no rate to keep")]
+    #[error("{field}: required: the price table has no value to keep")]
     MissingField { field: String },
     /// An alias points at a name the table cannot resolve.
     #[error("{field}: alias target {target:?} is not a priced model")]

@@ -71,7 +71,7 @@ impl DecimalPrice {
 impl<'de> Deserialize<'de> for DecimalPrice {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct DecimalVisitor;
-        impl Visitor<'_> for DecimalVisitor {
+        impl<'de> Visitor<'de> for DecimalVisitor {
             type Value = DecimalPrice;
             fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
                 f.write_str("a decimal number or a string holding one")
@@ -87,6 +87,19 @@ impl<'de> Deserialize<'de> for DecimalPrice {
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
                 Ok(DecimalPrice(f64_text(v).as_str().to_owned()))
+            }
+            // Other JSON types are kept as a description that never parses, so the error is
+            // raised by `with_overrides`, which knows the field's path.
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(DecimalPrice(v.to_string()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(DecimalPrice("[...]".to_owned()))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(DecimalPrice("{...}".to_owned()))
             }
         }
         deserializer.deserialize_any(DecimalVisitor)
