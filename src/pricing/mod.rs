@@ -70,24 +70,12 @@ impl PicoUsd {
         format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
     }
 
-    /// Parses a decimal USD amount (`"12.50"`, `"0.000000000001"`) exactly; sub-pico digits
-    /// round half up. For budgets and other configured amounts.
-    pub fn from_usd_str(text: &str) -> Result<PicoUsd, DecimalError> {
-        decimal::parse_scaled(text, 12).map(PicoUsd)
-    }
-
     pub fn saturating_add(self, other: PicoUsd) -> PicoUsd {
         PicoUsd(self.0.saturating_add(other.0))
     }
 
     pub fn saturating_mul(self, n: u64) -> PicoUsd {
         PicoUsd(self.0.saturating_mul(n))
-    }
-
-    /// Whole nano-dollars (truncated) and the pico remainder, for counters that carry the
-    /// remainder to the next request instead of losing it.
-    pub fn split_nanos(self) -> (u64, u64) {
-        (self.0 / 1000, self.0 % 1000)
     }
 }
 
@@ -109,15 +97,19 @@ impl ModelPrice {
 
     /// Every rate halved, rounding half up (flex is half of standard).
     fn halved(&self) -> ModelPrice {
-        let h = |v: u64| v / 2 + v % 2;
         ModelPrice {
-            input: h(self.input),
-            cached_input: h(self.cached_input),
-            cache_write_5m: h(self.cache_write_5m),
-            cache_write_1h: h(self.cache_write_1h),
-            output: h(self.output),
+            input: half_up(self.input),
+            cached_input: half_up(self.cached_input),
+            cache_write_5m: half_up(self.cache_write_5m),
+            cache_write_1h: half_up(self.cache_write_1h),
+            output: half_up(self.output),
         }
     }
+}
+
+/// Half of `v`, rounding half up: flex rates and batch costs are 50%.
+fn half_up(v: u64) -> u64 {
+    v / 2 + v % 2
 }
 
 /// The higher rates a request pays once its prompt is long.
@@ -203,7 +195,7 @@ impl ModelPricing {
         let (rates, service_tier, long_context) = self.rates(usage.input_tokens, context);
         let mut tokens = cost(rates, usage).0;
         if context.batch {
-            tokens = tokens / 2 + tokens % 2;
+            tokens = half_up(tokens);
         }
         let fee = |calls: u64, per_call: Option<u64>| calls.saturating_mul(per_call.unwrap_or(0));
         let total = tokens
