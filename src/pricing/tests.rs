@@ -115,3 +115,41 @@ fn reported_service_tiers_map_to_contexts() {
     assert_eq!(PricingContext::from_reported(Some("batch")), ctx(ServiceTier::Standard, true));
     assert_eq!(PricingContext::from_reported(Some("standard")), ctx(ServiceTier::Standard, false));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The 9-place text reads back (exactly, in pico) as the pico amount rounded half up
+        /// to the nano-dollar.
+        #[test]
+        fn usd_string_reads_back_as_the_rounded_amount(p in any::<u64>()) {
+            let text = PicoUsd(p).to_usd_string();
+            let nanos = u128::from(p / 1000) + u128::from(p % 1000 >= 500);
+            // Only the last few nano-dollars below u64::MAX round past what a u64 holds.
+            let expected = u64::try_from(nanos * 1000).map_err(|_| DecimalError::TooLarge);
+            prop_assert_eq!(decimal::parse_scaled(&text, 12), expected);
+        }
+
+        /// Pricing is linear in each counter: two requests cost what their sum costs.
+        #[test]
+        fn cost_is_additive(
+            // Up to 2^30 tokens per counter keeps every sum below u64::MAX, so saturation,
+            // which is not additive, never engages.
+            a in (0u64..1 << 30, 0u64..1 << 30, 0u64..1 << 30),
+            b in (0u64..1 << 30, 0u64..1 << 30, 0u64..1 << 30),
+        ) {
+            let table = PriceTable::builtin();
+            let price = table.resolve("claude-sonnet-4").unwrap().1;
+            let u = |(input, read, output): (u64, u64, u64)| NormalizedUsage {
+                input_tokens: input + read,
+                cache_read_tokens: read,
+                output_tokens: output,
+                ..NormalizedUsage::default()
+            };
+            let sum = u((a.0 + b.0, a.1 + b.1, a.2 + b.2));
+            prop_assert_eq!(cost(price, &sum).0, cost(price, &u(a)).0 + cost(price, &u(b)).0);
+        }
+    }
+}
