@@ -139,3 +139,6 @@ pub enum JsonError {
     #[error("input held no JSON value")]
     Empty,
 }
+
+#[cfg(test)]
+mod tests;

@@ -137,6 +137,11 @@ impl Extractor {
         }
     }
 
+    /// Heap bytes of the compiled table (fixed per API).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.keys.capacity() * std::mem::size_of::<Node>()
+    }
+
     /// The rule fully matched by a value with `interest` at `depth`.
     fn target(&self, interest: Interest, depth: usize) -> Option<Target> {
         let done = interest & self.ends.get(depth).copied().unwrap_or(0);
