@@ -24,10 +24,13 @@ fn facts(model: &str, stream: bool, max: Option<u64>, include_usage: Option<bool
     }
 }
 
+/// API, body, then the expected model, stream flag, output cap and include_usage.
+type RequestCase = (Api, &'static [u8], &'static str, bool, Option<u64>, Option<bool>);
+
 #[test]
 fn cassette_request_bodies() {
     use Api::*;
-    let cases: Vec<(Api, &[u8], &str, bool, Option<u64>, Option<bool>)> = vec![
+    let cases: Vec<RequestCase> = vec![
         (OpenAiChatCompletions, include_bytes!("fixtures/openai/chat-basic.request.json"), "gpt-5-nano", false, None, None),
         (OpenAiChatCompletions, include_bytes!("fixtures/openai/chat-streaming.request.json"), "gpt-5-nano", true, None, None),
         (
