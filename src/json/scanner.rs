@@ -244,6 +244,7 @@ impl Scanner {
         self.repaired.capacity()
     }
 
+    #[inline]
     fn path(&self) -> Path<'_> {
         Path {
             frames: self.frames.get(..self.depth).unwrap_or(&[]),
@@ -251,6 +252,7 @@ impl Scanner {
         }
     }
 
+    #[inline]
     fn top(&mut self) -> Option<&mut Frame> {
         let depth = self.depth.checked_sub(1)?;
         self.frames.get_mut(depth)
@@ -285,6 +287,15 @@ impl Scanner {
                 State::Number if self.num_phase == NumPhase::Int && byte.is_ascii_digit() => {
                     self.digits(rest)
                 }
+                // The two most common structural transitions, without the general dispatch.
+                State::Colon if byte == b':' => {
+                    self.state = State::Value;
+                    1
+                }
+                State::ObjectKey if byte == b'"' => {
+                    self.begin_string(true, false);
+                    1
+                }
                 _ => {
                     let at = self.offset.saturating_add(i as u64);
                     usize::from(self.step(byte, at, visitor)?)
@@ -316,6 +327,7 @@ impl Scanner {
 
     /// One byte in a structural state. Returns whether the byte was consumed (a number
     /// ends at the first byte that is not part of it, which is then scanned again).
+    #[inline]
     fn step<V: Visitor + ?Sized>(
         &mut self,
         byte: u8,
@@ -393,6 +405,7 @@ impl Scanner {
     }
 
     /// `,` after a value in a container.
+    #[inline]
     fn next_member<V: Visitor + ?Sized>(
         &mut self,
         byte: u8,
@@ -421,6 +434,7 @@ impl Scanner {
         Ok(())
     }
 
+    #[inline]
     fn begin_value<V: Visitor + ?Sized>(
         &mut self,
         byte: u8,
@@ -496,6 +510,7 @@ impl Scanner {
         }
     }
 
+    #[inline]
     fn after_value<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {
         if self.depth == 0 {
             self.values = self.values.saturating_add(1);
@@ -544,6 +559,7 @@ impl Scanner {
         }
     }
 
+    #[inline]
     fn begin_string(&mut self, key: bool, capture: bool) {
         self.state = State::Str;
         self.str_key = key;
@@ -562,6 +578,7 @@ impl Scanner {
 
     /// The hot loop: finds the end of the string or the next escape with `memchr`.
     /// Returns the bytes consumed.
+    #[inline]
     fn scan_string<V: Visitor + ?Sized>(&mut self, rest: &[u8], visitor: &mut V) -> usize {
         let keep = self.str_key || self.str_capture;
         match memchr2(b'"', b'\\', rest) {
@@ -635,6 +652,7 @@ impl Scanner {
     }
 
     /// Decoded text outside a `\u` escape: a pending high surrogate was lone.
+    #[inline]
     fn push_text(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
@@ -645,6 +663,7 @@ impl Scanner {
         self.push_bytes(bytes);
     }
 
+    #[inline]
     fn push_bytes(&mut self, bytes: &[u8]) {
         if self.str_key {
             let Some(slot) = self.depth.checked_sub(1) else {
@@ -731,6 +750,7 @@ impl Scanner {
     }
 
     /// A key is complete: ask the visitor how interesting its value is.
+    #[inline]
     fn end_key<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {
         self.state = State::Colon;
         let depth = self.depth.saturating_sub(1);
@@ -776,6 +796,7 @@ impl Scanner {
 
     /// A run of integer digits (the common case) without the per-byte state dispatch.
     /// Returns the digits consumed; 0 when `rest` starts with something else.
+    #[inline]
     fn digits(&mut self, rest: &[u8]) -> usize {
         let run = rest.iter().take_while(|b| b.is_ascii_digit()).count();
         for &b in rest.iter().take(run) {
