@@ -1,10 +1,15 @@
 //! The extraction layer under hostile or broken bodies: it never panics, keeps memory
 //! bounded, and says `unreadable` exactly when no usage could be read.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
-use tokenmeter::providers::{Api, ExtractError, ResponseOutcome, ResponseScanner};
 use tokenmeter::json::JsonError;
+use tokenmeter::providers::{Api, ExtractError, ResponseOutcome, ResponseScanner};
 
 fn scan(api: Api, content_type: Option<&str>, chunks: &[&[u8]]) -> ResponseOutcome {
     let mut scanner = ResponseScanner::new(api, content_type);
@@ -24,9 +29,21 @@ const OPENAI_SSE: &[u8] = include_bytes!("fixtures/openai/ag-chat-stream.sse");
 #[test]
 fn a_body_cut_short_is_unreadable_only_when_nothing_usable_was_read() {
     for (api, ct, body) in [
-        (Api::AnthropicMessages, Some("application/json"), ANTHROPIC_JSON),
-        (Api::AnthropicMessages, Some("text/event-stream"), ANTHROPIC_SSE),
-        (Api::OpenAiChatCompletions, Some("text/event-stream"), OPENAI_SSE),
+        (
+            Api::AnthropicMessages,
+            Some("application/json"),
+            ANTHROPIC_JSON,
+        ),
+        (
+            Api::AnthropicMessages,
+            Some("text/event-stream"),
+            ANTHROPIC_SSE,
+        ),
+        (
+            Api::OpenAiChatCompletions,
+            Some("text/event-stream"),
+            OPENAI_SSE,
+        ),
     ] {
         // Every length of the small bodies; every 7th of the long stream (debug-build time).
         let step = if body.len() > 4096 { 7 } else { 1 };
@@ -41,8 +58,15 @@ fn a_body_cut_short_is_unreadable_only_when_nothing_usable_was_read() {
         }
     }
     // Cut inside the final usage object: the anthropic body keeps nothing it had not read.
-    let cut = ANTHROPIC_JSON.windows(15).position(|w| w == b"\"output_tokens\"").unwrap();
-    let out = scan(Api::AnthropicMessages, Some("application/json"), &[&ANTHROPIC_JSON[..cut]]);
+    let cut = ANTHROPIC_JSON
+        .windows(15)
+        .position(|w| w == b"\"output_tokens\"")
+        .unwrap();
+    let out = scan(
+        Api::AnthropicMessages,
+        Some("application/json"),
+        &[&ANTHROPIC_JSON[..cut]],
+    );
     assert_eq!(out.usage.input_tokens, Some(15));
     assert_eq!(out.usage.output_tokens, None);
     assert_eq!(out.error, Some(ExtractError::Json(JsonError::Truncated)));
@@ -51,8 +75,15 @@ fn a_body_cut_short_is_unreadable_only_when_nothing_usable_was_read() {
 
 #[test]
 fn a_stream_cut_after_its_usage_event_keeps_the_usage() {
-    let end = OPENAI_SSE.windows(12).position(|w| w == b"data: [DONE]").unwrap();
-    let out = scan(Api::OpenAiChatCompletions, Some("text/event-stream"), &[&OPENAI_SSE[..end - 1]]);
+    let end = OPENAI_SSE
+        .windows(12)
+        .position(|w| w == b"data: [DONE]")
+        .unwrap();
+    let out = scan(
+        Api::OpenAiChatCompletions,
+        Some("text/event-stream"),
+        &[&OPENAI_SSE[..end - 1]],
+    );
     assert_eq!(out.usage.output_tokens, Some(286));
     assert!(!out.unreadable);
 }
@@ -60,8 +91,14 @@ fn a_stream_cut_after_its_usage_event_keeps_the_usage() {
 #[test]
 fn non_json_bodies_are_unreadable() {
     for (ct, body) in [
-        (Some("text/html"), &b"<html><body>502 Bad Gateway</body></html>"[..]),
-        (Some("application/json"), b"upstream connect error or disconnect/reset before headers"),
+        (
+            Some("text/html"),
+            &b"<html><body>502 Bad Gateway</body></html>"[..],
+        ),
+        (
+            Some("application/json"),
+            b"upstream connect error or disconnect/reset before headers",
+        ),
         (None, b"\n\nupstream request timeout"),
         (Some("application/json"), b""),
         (None, b""),
@@ -77,14 +114,22 @@ fn non_json_bodies_are_unreadable() {
 #[test]
 fn invalid_utf8_does_not_hide_usage() {
     let body = b"{\"model\":\"gpt\xff-4o\",\"choices\":[{\"message\":{\"content\":\"\xc3\x28\xa0\xa1\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}";
-    let out = scan(Api::OpenAiChatCompletions, Some("application/json"), &[body]);
+    let out = scan(
+        Api::OpenAiChatCompletions,
+        Some("application/json"),
+        &[body],
+    );
     assert_eq!(out.usage.input_tokens, Some(3));
     assert_eq!(out.usage.output_tokens, Some(4));
     assert_eq!(out.facts.model.as_deref(), Some("gpt\u{fffd}-4o"));
     // A multi-byte character split across chunks is reassembled before decoding.
     let body = "{\"model\":\"modèle\"}".as_bytes();
     let split = body.iter().position(|b| *b == 0xc3).unwrap() + 1;
-    let out = scan(Api::OpenAiChatCompletions, None, &[&body[..split], &body[split..]]);
+    let out = scan(
+        Api::OpenAiChatCompletions,
+        None,
+        &[&body[..split], &body[split..]],
+    );
     assert_eq!(out.facts.model.as_deref(), Some("modèle"));
 }
 
@@ -105,25 +150,67 @@ fn deep_nesting_in_a_response_is_skipped_and_usage_after_it_read() {
     body.push_str(&"]".repeat(100_000));
     body.push_str(r#"}}],"usage":{"prompt_tokens":11,"completion_tokens":12}}"#);
     let out = scan(Api::OpenAiChatCompletions, None, &[body.as_bytes()]);
-    assert_eq!((out.usage.input_tokens, out.usage.output_tokens), (Some(11), Some(12)));
+    assert_eq!(
+        (out.usage.input_tokens, out.usage.output_tokens),
+        (Some(11), Some(12))
+    );
     // And in an SSE event, 100,000 deep, cut into pieces.
-    let event = format!("data: {{\"x\":{}{}}}\n\n", "{\"a\":".repeat(50_000), "1}".repeat(50_000));
+    let event = format!(
+        "data: {{\"x\":{}{}}}\n\n",
+        "{\"a\":".repeat(50_000),
+        "1}".repeat(50_000)
+    );
     let chunks: Vec<&[u8]> = event.as_bytes().chunks(4096).collect();
-    let out = scan(Api::OpenAiChatCompletions, Some("text/event-stream"), &chunks);
+    let out = scan(
+        Api::OpenAiChatCompletions,
+        Some("text/event-stream"),
+        &chunks,
+    );
     assert!(!out.unreadable);
 }
 
 #[test]
 fn crlf_streams_read_like_lf_streams() {
-    let crlf: Vec<u8> = String::from_utf8(OPENAI_SSE.to_vec()).unwrap().replace('\n', "\r\n").into_bytes();
-    let cr: Vec<u8> = String::from_utf8(OPENAI_SSE.to_vec()).unwrap().replace('\n', "\r").into_bytes();
-    let lf = scan(Api::OpenAiChatCompletions, Some("text/event-stream"), &[OPENAI_SSE]);
-    assert_eq!(scan(Api::OpenAiChatCompletions, Some("text/event-stream"), &[&crlf]), lf);
-    assert_eq!(scan(Api::OpenAiChatCompletions, Some("text/event-stream"), &[&cr]), lf);
+    let crlf: Vec<u8> = String::from_utf8(OPENAI_SSE.to_vec())
+        .unwrap()
+        .replace('\n', "\r\n")
+        .into_bytes();
+    let cr: Vec<u8> = String::from_utf8(OPENAI_SSE.to_vec())
+        .unwrap()
+        .replace('\n', "\r")
+        .into_bytes();
+    let lf = scan(
+        Api::OpenAiChatCompletions,
+        Some("text/event-stream"),
+        &[OPENAI_SSE],
+    );
+    assert_eq!(
+        scan(
+            Api::OpenAiChatCompletions,
+            Some("text/event-stream"),
+            &[&crlf]
+        ),
+        lf
+    );
+    assert_eq!(
+        scan(
+            Api::OpenAiChatCompletions,
+            Some("text/event-stream"),
+            &[&cr]
+        ),
+        lf
+    );
     // Cuts near every line ending: the CR LF pair split across chunks is the hard case.
     for cut in (1..crlf.len()).filter(|&c| crlf[c - 1] == b'\r' || c % 97 == 0) {
         let (a, b) = crlf.split_at(cut);
-        assert_eq!(scan(Api::OpenAiChatCompletions, Some("text/event-stream"), &[a, b]), lf);
+        assert_eq!(
+            scan(
+                Api::OpenAiChatCompletions,
+                Some("text/event-stream"),
+                &[a, b]
+            ),
+            lf
+        );
     }
 }
 
@@ -150,7 +237,11 @@ fn responses_api_terminal_events_all_carry_usage() {
             "event: response.created\ndata: {{\"type\":\"response.created\",\"response\":{{\"id\":\"resp_1\",\"model\":\"gpt-5\",\"status\":\"in_progress\",\"usage\":null}}}}\n\n\
              event: {event}\ndata: {{\"type\":\"{event}\",\"response\":{{\"id\":\"resp_1\",\"model\":\"gpt-5\",\"status\":\"{status}\",\"output\":[{{\"type\":\"message\",\"content\":[{{\"type\":\"output_text\",\"text\":\"hi\"}}]}}],\"usage\":{{\"input_tokens\":100,\"input_tokens_details\":{{\"cached_tokens\":40}},\"output_tokens\":30,\"output_tokens_details\":{{\"reasoning_tokens\":20}}}}}}}}\n\n"
         );
-        let out = scan(Api::OpenAiResponses, Some("text/event-stream"), &[body.as_bytes()]);
+        let out = scan(
+            Api::OpenAiResponses,
+            Some("text/event-stream"),
+            &[body.as_bytes()],
+        );
         assert_eq!(out.usage.input_tokens, Some(100), "{event}");
         assert_eq!(out.usage.cache_read_tokens, Some(40));
         assert_eq!(out.usage.output_tokens, Some(30));
@@ -162,10 +253,20 @@ fn responses_api_terminal_events_all_carry_usage() {
 #[test]
 fn one_broken_event_among_good_ones_keeps_the_usage() {
     let body = b"data: {\"model\":\"m\"}\n\ndata: {oops\n\ndata: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
-    let out = scan(Api::OpenAiChatCompletions, Some("text/event-stream"), &[body]);
+    let out = scan(
+        Api::OpenAiChatCompletions,
+        Some("text/event-stream"),
+        &[body],
+    );
     assert_eq!(out.usage.output_tokens, Some(2));
     assert!(!out.unreadable);
-    assert!(matches!(out.error, Some(ExtractError::Json(JsonError::UnexpectedByte { byte: b'o', .. }))));
+    assert!(matches!(
+        out.error,
+        Some(ExtractError::Json(JsonError::UnexpectedByte {
+            byte: b'o',
+            ..
+        }))
+    ));
 }
 
 /// Streams a synthetic embeddings body of about `mb` MB in 64 KiB chunks without ever
@@ -174,8 +275,13 @@ fn embeddings_in_chunks(mb: usize) {
     let mut scanner = ResponseScanner::new(Api::OpenAiEmbeddings, Some("application/json"));
     let baseline = scanner.retained_bytes();
     scanner.feed(b"{\"object\":\"list\",\"data\":[");
-    let vector: String = (0..1536).map(|i| format!("-0.0{:07},", i * 7919 % 10_000_000)).collect();
-    let item = format!("{{\"object\":\"embedding\",\"index\":0,\"embedding\":[{}0.5]}},", vector);
+    let vector: String = (0..1536)
+        .map(|i| format!("-0.0{:07},", i * 7919 % 10_000_000))
+        .collect();
+    let item = format!(
+        "{{\"object\":\"embedding\",\"index\":0,\"embedding\":[{}0.5]}},",
+        vector
+    );
     let mut chunk = Vec::with_capacity(64 << 10);
     let mut sent = 0usize;
     // Each item ends with a comma, so the items and the closing item form a valid array.
@@ -186,7 +292,11 @@ fn embeddings_in_chunks(mb: usize) {
                 scanner.feed(&chunk);
                 sent += chunk.len();
                 chunk.clear();
-                assert!(scanner.retained_bytes() <= baseline + 1024, "{}", scanner.retained_bytes());
+                assert!(
+                    scanner.retained_bytes() <= baseline + 1024,
+                    "{}",
+                    scanner.retained_bytes()
+                );
             }
         }
     }

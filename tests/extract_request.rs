@@ -1,7 +1,12 @@
 //! Request facts from the recorded request bodies of the cassettes (ground truth: the
 //! bodies themselves), whole and split at every byte.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use tokenmeter::providers::{Api, RequestFacts, RequestScanner};
 
@@ -13,7 +18,13 @@ fn scan(api: Api, chunks: &[&[u8]]) -> RequestFacts {
     s.finish()
 }
 
-fn facts(model: &str, stream: bool, max: Option<u64>, include_usage: Option<bool>, body: &[u8]) -> RequestFacts {
+fn facts(
+    model: &str,
+    stream: bool,
+    max: Option<u64>,
+    include_usage: Option<bool>,
+    body: &[u8],
+) -> RequestFacts {
     RequestFacts {
         model: Some(model.to_string()),
         stream,
@@ -25,14 +36,35 @@ fn facts(model: &str, stream: bool, max: Option<u64>, include_usage: Option<bool
 }
 
 /// API, body, then the expected model, stream flag, output cap and include_usage.
-type RequestCase = (Api, &'static [u8], &'static str, bool, Option<u64>, Option<bool>);
+type RequestCase = (
+    Api,
+    &'static [u8],
+    &'static str,
+    bool,
+    Option<u64>,
+    Option<bool>,
+);
 
 #[test]
 fn cassette_request_bodies() {
     use Api::*;
     let cases: Vec<RequestCase> = vec![
-        (OpenAiChatCompletions, include_bytes!("fixtures/openai/chat-basic.request.json"), "gpt-5-nano", false, None, None),
-        (OpenAiChatCompletions, include_bytes!("fixtures/openai/chat-streaming.request.json"), "gpt-5-nano", true, None, None),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-basic.request.json"),
+            "gpt-5-nano",
+            false,
+            None,
+            None,
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-streaming.request.json"),
+            "gpt-5-nano",
+            true,
+            None,
+            None,
+        ),
         (
             OpenAiChatCompletions,
             include_bytes!("fixtures/openai/chat-streaming-detailed-usage.request.json"),
@@ -41,10 +73,38 @@ fn cassette_request_bodies() {
             Some(100),
             Some(true),
         ),
-        (OpenAiChatCompletions, include_bytes!("fixtures/openai/chat-detailed-usage.request.json"), "gpt-5-nano", false, Some(100), None),
-        (OpenAiChatCompletions, include_bytes!("fixtures/openai/chat-bad-request.request.json"), "gpt-5-nano", false, Some(0), None),
-        (OpenAiChatCompletions, include_bytes!("fixtures/openai/chat-tools.request.json"), "gpt-5-nano", false, None, None),
-        (OpenAiChatCompletions, include_bytes!("fixtures/openai/chat-unknown-model.request.json"), "gpt-4.1-nano-wrong", false, None, None),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-detailed-usage.request.json"),
+            "gpt-5-nano",
+            false,
+            Some(100),
+            None,
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-bad-request.request.json"),
+            "gpt-5-nano",
+            false,
+            Some(0),
+            None,
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-tools.request.json"),
+            "gpt-5-nano",
+            false,
+            None,
+            None,
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-unknown-model.request.json"),
+            "gpt-4.1-nano-wrong",
+            false,
+            None,
+            None,
+        ),
         (
             OpenAiChatCompletions,
             include_bytes!("fixtures/openai/chat-streaming-web-search.request.json"),
@@ -53,8 +113,22 @@ fn cassette_request_bodies() {
             None,
             None,
         ),
-        (OpenAiCompletions, include_bytes!("fixtures/openai/completion-basic.request.json"), "babbage-002", false, Some(25), None),
-        (OpenAiCompletions, include_bytes!("fixtures/openai/completion-streaming.request.json"), "babbage-002", true, Some(25), None),
+        (
+            OpenAiCompletions,
+            include_bytes!("fixtures/openai/completion-basic.request.json"),
+            "babbage-002",
+            false,
+            Some(25),
+            None,
+        ),
+        (
+            OpenAiCompletions,
+            include_bytes!("fixtures/openai/completion-streaming.request.json"),
+            "babbage-002",
+            true,
+            Some(25),
+            None,
+        ),
         (
             OpenAiCompletions,
             include_bytes!("fixtures/openai/completion-streaming-usage.request.json"),
@@ -63,8 +137,22 @@ fn cassette_request_bodies() {
             Some(25),
             Some(true),
         ),
-        (OpenAiEmbeddings, include_bytes!("fixtures/openai/embeddings-basic.request.json"), "text-embedding-3-small", false, None, None),
-        (OpenAiChatCompletions, include_bytes!("fixtures/azure/azure-chat-basic.request.json"), "gpt-5-nano", false, None, None),
+        (
+            OpenAiEmbeddings,
+            include_bytes!("fixtures/openai/embeddings-basic.request.json"),
+            "text-embedding-3-small",
+            false,
+            None,
+            None,
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/azure/azure-chat-basic.request.json"),
+            "gpt-5-nano",
+            false,
+            None,
+            None,
+        ),
     ];
     for (api, body, model, stream, max, include) in cases {
         let want = facts(model, stream, max, include, body);
@@ -79,9 +167,15 @@ fn cassette_request_bodies() {
 #[test]
 fn anthropic_and_responses_request_shapes() {
     let anthropic = br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"system":[{"type":"text","text":"be brief","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"hi"}]}"#;
-    assert_eq!(scan(Api::AnthropicMessages, &[anthropic]), facts("claude-sonnet-4-5", true, Some(1024), None, anthropic));
+    assert_eq!(
+        scan(Api::AnthropicMessages, &[anthropic]),
+        facts("claude-sonnet-4-5", true, Some(1024), None, anthropic)
+    );
     let responses = br#"{"model":"gpt-5","input":[{"role":"user","content":"hi"}],"max_output_tokens":256,"stream":false,"reasoning":{"effort":"low"}}"#;
-    assert_eq!(scan(Api::OpenAiResponses, &[responses]), facts("gpt-5", false, Some(256), None, responses));
+    assert_eq!(
+        scan(Api::OpenAiResponses, &[responses]),
+        facts("gpt-5", false, Some(256), None, responses)
+    );
 }
 
 #[test]

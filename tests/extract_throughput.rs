@@ -4,7 +4,12 @@
 //! The input is a synthetic chat stream shaped like the recorded OpenAI chunks: 60 content
 //! chunks and a final usage chunk, repeated until the body is ~64 MB, fed in 16 KiB pieces.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::time::Instant;
 
@@ -12,7 +17,11 @@ use tokenmeter::providers::{Api, ResponseScanner};
 
 /// Body size in MB, `TM_MB` to override (callgrind runs want a small one).
 fn size() -> usize {
-    std::env::var("TM_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(64) << 20
+    std::env::var("TM_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+        << 20
 }
 
 fn chat_stream() -> Vec<u8> {
@@ -34,7 +43,12 @@ fn chat_stream() -> Vec<u8> {
 fn sse_chat_usage_extraction_throughput() {
     let one = chat_stream();
     let copies = size() / one.len();
-    let body: Vec<u8> = one.iter().copied().cycle().take(one.len() * copies).collect();
+    let body: Vec<u8> = one
+        .iter()
+        .copied()
+        .cycle()
+        .take(one.len() * copies)
+        .collect();
 
     let start = Instant::now();
     let mut scanner = ResponseScanner::new(Api::OpenAiChatCompletions, Some("text/event-stream"));
@@ -52,7 +66,10 @@ fn sse_chat_usage_extraction_throughput() {
     for line in body.split(|b| *b == b'\n') {
         if let Some(data) = line.strip_prefix(b"data: ") {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
-                if let Some(n) = v.pointer("/usage/completion_tokens").and_then(serde_json::Value::as_u64) {
+                if let Some(n) = v
+                    .pointer("/usage/completion_tokens")
+                    .and_then(serde_json::Value::as_u64)
+                {
                     completion = n;
                 }
             }
@@ -73,7 +90,9 @@ fn sse_chat_usage_extraction_throughput() {
 #[test]
 #[ignore = "throughput figure; run in --release"]
 fn json_embeddings_throughput() {
-    let mut body = b"{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,\"embedding\":[".to_vec();
+    let mut body =
+        b"{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,\"embedding\":["
+            .to_vec();
     let mut i = 0u64;
     while body.len() < size() {
         body.extend_from_slice(format!("-0.0{:08},", (i * 7919) % 100_000_000).as_bytes());
@@ -88,5 +107,8 @@ fn json_embeddings_throughput() {
     let out = scanner.finish();
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(out.usage.input_tokens, Some(7));
-    println!("JSON embeddings (floats): {:.0} MB/s", body.len() as f64 / 1e6 / secs);
+    println!(
+        "JSON embeddings (floats): {:.0} MB/s",
+        body.len() as f64 / 1e6 / secs
+    );
 }

@@ -16,7 +16,6 @@ mod scanner;
 pub use path::{Path, Segment, Step};
 pub use scanner::Scanner;
 
-
 /// Levels of nesting whose keys and indices are tracked. Values nested deeper are skipped
 /// (their brackets are counted and their strings skipped) and never reported; no provider
 /// puts usage deeper than a handful of levels.

@@ -451,7 +451,8 @@ impl Scanner {
         match byte {
             b'{' | b'[' => self.open(byte == b'{', visitor),
             b'"' => {
-                let capture = self.interest != 0 && visitor.wants_string(self.interest, &self.path());
+                let capture =
+                    self.interest != 0 && visitor.wants_string(self.interest, &self.path());
                 self.begin_string(false, capture);
             }
             b'-' => self.begin_number(NumPhase::Minus, 0, false),

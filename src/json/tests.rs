@@ -1,7 +1,12 @@
 //! Scanner behaviour at the edges: escapes, numbers and literals split anywhere, hostile
 //! nesting and sizes, and malformed input.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use super::*;
 
@@ -38,7 +43,12 @@ impl Visitor for Record {
             Scalar::Number(Number::Integer(n)) => n.to_string(),
             Scalar::Number(Number::Other) => "<num>".to_string(),
             Scalar::String(s) => {
-                format!("{:?}{}/{}", s.text.unwrap(), if s.truncated { "~" } else { "" }, s.raw_len)
+                format!(
+                    "{:?}{}/{}",
+                    s.text.unwrap(),
+                    if s.truncated { "~" } else { "" },
+                    s.raw_len
+                )
             }
         };
         self.items.push(format!("{}={v}", render(path)));
@@ -49,7 +59,11 @@ impl Visitor for Record {
 }
 
 fn scan_chunks(chunks: &[&[u8]], sequence: bool) -> (Record, Result<(), JsonError>) {
-    let mut scanner = if sequence { Scanner::sequence() } else { Scanner::new() };
+    let mut scanner = if sequence {
+        Scanner::sequence()
+    } else {
+        Scanner::new()
+    };
     let mut record = Record::default();
     for chunk in chunks {
         if let Err(e) = scanner.feed(chunk, &mut record) {
@@ -75,7 +89,12 @@ fn assert_split_invariant(body: &[u8], sequence: bool) {
     let whole = scan_chunks(&[body], sequence);
     for cut in 0..=body.len() {
         let (a, b) = body.split_at(cut);
-        assert_eq!(scan_chunks(&[a, b], sequence), whole, "cut at {cut} of {:?}", String::from_utf8_lossy(body));
+        assert_eq!(
+            scan_chunks(&[a, b], sequence),
+            whole,
+            "cut at {cut} of {:?}",
+            String::from_utf8_lossy(body)
+        );
     }
     let bytes: Vec<&[u8]> = body.chunks(1).collect();
     assert_eq!(scan_chunks(&bytes, sequence), whole);
@@ -85,39 +104,61 @@ fn assert_split_invariant(body: &[u8], sequence: bool) {
 fn reports_scalars_with_their_paths() {
     assert_eq!(
         items(r#"{"a":{"b":[1,true,null,"x",{"c":false}]},"d":-2.5e3}"#),
-        vec![".a.b[0]=1", ".a.b[1]=true", ".a.b[2]=null", ".a.b[3]=\"x\"/1", ".a.b[4].c=false", ".d=<num>"]
+        vec![
+            ".a.b[0]=1",
+            ".a.b[1]=true",
+            ".a.b[2]=null",
+            ".a.b[3]=\"x\"/1",
+            ".a.b[4].c=false",
+            ".d=<num>"
+        ]
     );
 }
 
 #[test]
 fn pretty_printed_whitespace_is_ignored() {
-    assert_eq!(items(" {\n\t\"a\" :\r\n [ 1 , 2 ] \n} \n"), vec![".a[0]=1", ".a[1]=2"]);
+    assert_eq!(
+        items(" {\n\t\"a\" :\r\n [ 1 , 2 ] \n} \n"),
+        vec![".a[0]=1", ".a[1]=2"]
+    );
 }
 
 #[test]
 fn string_escapes_are_decoded() {
-    assert_eq!(items(r#"["a\"b\\c\/d\b\f\n\r\t"]"#), vec![r#"[0]="a\"b\\c/d\u{8}\u{c}\n\r\t"/20"#]);
+    assert_eq!(
+        items(r#"["a\"b\\c\/d\b\f\n\r\t"]"#),
+        vec![r#"[0]="a\"b\\c/d\u{8}\u{c}\n\r\t"/20"#]
+    );
 }
 
 #[test]
 fn unicode_escapes_and_surrogate_pairs_are_decoded() {
-    assert_eq!(items(r#"["\u00e9\u20AC\ud83c\udf24"]"#), vec!["[0]=\"é€🌤\"/24"]);
+    assert_eq!(
+        items(r#"["\u00e9\u20AC\ud83c\udf24"]"#),
+        vec!["[0]=\"é€🌤\"/24"]
+    );
 }
 
 #[test]
 fn lone_surrogates_become_replacement_characters() {
-    assert_eq!(items(r#"["\ud83c", "\udf24x", "\ud83cx", "\ud83c\n", "\ud83c\u0041"]"#), vec![
-        "[0]=\"\u{fffd}\"/6",
-        "[1]=\"\u{fffd}x\"/7",
-        "[2]=\"\u{fffd}x\"/7",
-        "[3]=\"\u{fffd}\\n\"/8",
-        "[4]=\"\u{fffd}A\"/12",
-    ]);
+    assert_eq!(
+        items(r#"["\ud83c", "\udf24x", "\ud83cx", "\ud83c\n", "\ud83c\u0041"]"#),
+        vec![
+            "[0]=\"\u{fffd}\"/6",
+            "[1]=\"\u{fffd}x\"/7",
+            "[2]=\"\u{fffd}x\"/7",
+            "[3]=\"\u{fffd}\\n\"/8",
+            "[4]=\"\u{fffd}A\"/12",
+        ]
+    );
 }
 
 #[test]
 fn escaped_keys_match_like_plain_keys() {
-    assert_eq!(items(r#"{"mo\u0064el":"m","a\"b":1}"#), vec![".model=\"m\"/1", ".a\"b=1"]);
+    assert_eq!(
+        items(r#"{"mo\u0064el":"m","a\"b":1}"#),
+        vec![".model=\"m\"/1", ".a\"b=1"]
+    );
 }
 
 #[test]
@@ -148,9 +189,14 @@ fn a_top_level_number_ends_at_finish() {
 
 #[test]
 fn malformed_numbers_are_rejected() {
-    for body in ["[01]", "[1.]", "[-]", "[1e]", "[--1]", "[.5]", "[+1]", "[1.e3]", "[1e+]", "[0x1]"] {
+    for body in [
+        "[01]", "[1.]", "[-]", "[1e]", "[--1]", "[.5]", "[+1]", "[1.e3]", "[1e+]", "[0x1]",
+    ] {
         assert!(
-            matches!(scan(body.as_bytes()).1, Err(JsonError::InvalidNumber { .. } | JsonError::UnexpectedByte { .. })),
+            matches!(
+                scan(body.as_bytes()).1,
+                Err(JsonError::InvalidNumber { .. } | JsonError::UnexpectedByte { .. })
+            ),
             "{body}"
         );
     }
@@ -159,19 +205,79 @@ fn malformed_numbers_are_rejected() {
 #[test]
 fn malformed_structure_is_rejected_with_an_offset() {
     let cases: &[(&str, JsonError)] = &[
-        (r#"{"a" 1}"#, JsonError::UnexpectedByte { byte: b'1', offset: 5 }),
-        ("[1,]", JsonError::UnexpectedByte { byte: b']', offset: 3 }),
-        (r#"{"a":1,}"#, JsonError::UnexpectedByte { byte: b'}', offset: 7 }),
-        ("{]", JsonError::UnexpectedByte { byte: b']', offset: 1 }),
-        ("[}", JsonError::UnexpectedByte { byte: b'}', offset: 1 }),
-        ("{} x", JsonError::UnexpectedByte { byte: b'x', offset: 3 }),
-        ("{}{}", JsonError::UnexpectedByte { byte: b'{', offset: 2 }),
-        ("[tru]", JsonError::UnexpectedByte { byte: b']', offset: 4 }),
+        (
+            r#"{"a" 1}"#,
+            JsonError::UnexpectedByte {
+                byte: b'1',
+                offset: 5,
+            },
+        ),
+        (
+            "[1,]",
+            JsonError::UnexpectedByte {
+                byte: b']',
+                offset: 3,
+            },
+        ),
+        (
+            r#"{"a":1,}"#,
+            JsonError::UnexpectedByte {
+                byte: b'}',
+                offset: 7,
+            },
+        ),
+        (
+            "{]",
+            JsonError::UnexpectedByte {
+                byte: b']',
+                offset: 1,
+            },
+        ),
+        (
+            "[}",
+            JsonError::UnexpectedByte {
+                byte: b'}',
+                offset: 1,
+            },
+        ),
+        (
+            "{} x",
+            JsonError::UnexpectedByte {
+                byte: b'x',
+                offset: 3,
+            },
+        ),
+        (
+            "{}{}",
+            JsonError::UnexpectedByte {
+                byte: b'{',
+                offset: 2,
+            },
+        ),
+        (
+            "[tru]",
+            JsonError::UnexpectedByte {
+                byte: b']',
+                offset: 4,
+            },
+        ),
         ("[nul", JsonError::Truncated),
         (r#"["\x"]"#, JsonError::InvalidEscape { offset: 3 }),
         (r#"["\u12G4"]"#, JsonError::InvalidEscape { offset: 6 }),
-        ("{1:2}", JsonError::UnexpectedByte { byte: b'1', offset: 1 }),
-        ("<html>", JsonError::UnexpectedByte { byte: b'<', offset: 0 }),
+        (
+            "{1:2}",
+            JsonError::UnexpectedByte {
+                byte: b'1',
+                offset: 1,
+            },
+        ),
+        (
+            "<html>",
+            JsonError::UnexpectedByte {
+                byte: b'<',
+                offset: 0,
+            },
+        ),
     ];
     for (body, error) in cases {
         assert_eq!(scan(body.as_bytes()).1, Err(*error), "{body}");
@@ -196,7 +302,15 @@ fn an_error_sticks() {
 fn truncated_and_empty_inputs_are_told_apart() {
     assert_eq!(scan(b"").1, Err(JsonError::Empty));
     assert_eq!(scan(b" \n ").1, Err(JsonError::Empty));
-    for body in [r#"{"a":"#, r#"{"a":"b"#, "[1,", r#"{"a"#, "[\"\\u12", "-", "{"] {
+    for body in [
+        r#"{"a":"#,
+        r#"{"a":"b"#,
+        "[1,",
+        r#"{"a"#,
+        "[\"\\u12",
+        "-",
+        "{",
+    ] {
         assert_eq!(scan(body.as_bytes()).1, Err(JsonError::Truncated), "{body}");
     }
 }
@@ -234,7 +348,10 @@ fn values_at_the_tracked_depth_limit_are_reported() {
     let close = "]".repeat(MAX_TRACKED_DEPTH);
     let (record, result) = scan(format!("{open}7{close}").as_bytes());
     assert_eq!(result, Ok(()));
-    assert_eq!(record.items, vec![format!("{}=7", "[0]".repeat(MAX_TRACKED_DEPTH))]);
+    assert_eq!(
+        record.items,
+        vec![format!("{}=7", "[0]".repeat(MAX_TRACKED_DEPTH))]
+    );
     let (record, result) = scan(format!("[{open}7{close}]").as_bytes());
     assert_eq!(result, Ok(()));
     assert!(record.items.is_empty());
@@ -245,7 +362,10 @@ fn long_keys_match_nothing_and_long_strings_are_cut_at_a_character() {
     let key = "k".repeat(MAX_KEY_BYTES + 1);
     assert_eq!(items(&format!(r#"{{"{key}":1}}"#)), vec![".<long>=1"]);
     let exact = "k".repeat(MAX_KEY_BYTES);
-    assert_eq!(items(&format!(r#"{{"{exact}":1}}"#)), vec![format!(".{exact}=1")]);
+    assert_eq!(
+        items(&format!(r#"{{"{exact}":1}}"#)),
+        vec![format!(".{exact}=1")]
+    );
 
     // 1 + 2*200 bytes: the cap (256) falls inside an 'é', which is dropped.
     let long = format!("a{}", "é".repeat(200));
@@ -273,7 +393,11 @@ fn the_heap_stays_bounded() {
         s.extend_from_slice(b"\",");
         scanner.feed(&s, &mut record).unwrap();
     }
-    assert!(scanner.heap_bytes() <= 4 * MAX_STRING_BYTES, "{}", scanner.heap_bytes());
+    assert!(
+        scanner.heap_bytes() <= 4 * MAX_STRING_BYTES,
+        "{}",
+        scanner.heap_bytes()
+    );
 }
 
 /// Reports only `keep.*` and counts how often it was asked about keys.
@@ -300,7 +424,10 @@ impl Visitor for Selective {
 fn uninteresting_subtrees_are_skipped_unread() {
     let body = br#"{"skip":{"a":[1,{"b":"}]\"{["}],"c":2},"keep":{"x":1,"y":[true]},"skip2":"s","also":[[]]}"#;
     let mut scanner = Scanner::new();
-    let mut v = Selective { seen: Vec::new(), keys: 0 };
+    let mut v = Selective {
+        seen: Vec::new(),
+        keys: 0,
+    };
     scanner.feed(body, &mut v).unwrap();
     scanner.finish(&mut v).unwrap();
     assert_eq!(v.seen, vec![".keep.x", ".keep.y[0]"]);
@@ -314,14 +441,22 @@ fn path_patterns() {
     impl Visitor for Check {
         fn scalar(&mut self, _: Interest, path: &Path<'_>, _: Scalar<'_>) {
             self.0.push((
-                path.matches(&[Step::Key("choices"), Step::AnyIndex, Step::Key("finish_reason")]),
+                path.matches(&[
+                    Step::Key("choices"),
+                    Step::AnyIndex,
+                    Step::Key("finish_reason"),
+                ]),
                 path.starts_with(&[Step::Key("choices")]),
             ));
         }
     }
     let mut v = Check(Vec::new());
     let mut s = Scanner::new();
-    s.feed(br#"{"choices":[{"finish_reason":"stop","x":{"finish_reason":1}}],"finish_reason":2}"#, &mut v).unwrap();
+    s.feed(
+        br#"{"choices":[{"finish_reason":"stop","x":{"finish_reason":1}}],"finish_reason":2}"#,
+        &mut v,
+    )
+    .unwrap();
     assert_eq!(v.0, vec![(true, true), (false, true), (false, false)]);
 }
 

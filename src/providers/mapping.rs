@@ -114,7 +114,11 @@ impl Extractor {
                     Step::Key(key) => {
                         match keys.iter_mut().find(|n| n.depth == depth && n.key == key) {
                             Some(node) => node.rules |= bit,
-                            None => keys.push(Node { depth, key, rules: bit }),
+                            None => keys.push(Node {
+                                depth,
+                                key,
+                                rules: bit,
+                            }),
                         }
                     }
                 }
@@ -123,7 +127,10 @@ impl Extractor {
         keys.sort_by_key(|n| n.depth);
         let mut starts = [keys.len(); MAX_RULE_DEPTH + 1];
         for (depth, start) in starts.iter_mut().enumerate() {
-            *start = keys.iter().position(|n| n.depth >= depth).unwrap_or(keys.len());
+            *start = keys
+                .iter()
+                .position(|n| n.depth >= depth)
+                .unwrap_or(keys.len());
         }
         Self {
             rules,
@@ -188,7 +195,11 @@ impl Visitor for Extractor {
     fn key(&mut self, parent: Interest, depth: usize, key: Option<&[u8]>) -> Interest {
         let Some(key) = key else { return 0 };
         let start = self.starts.get(depth).copied().unwrap_or(usize::MAX);
-        let end = self.starts.get(depth + 1).copied().unwrap_or(self.keys.len());
+        let end = self
+            .starts
+            .get(depth + 1)
+            .copied()
+            .unwrap_or(self.keys.len());
         let mut rules = 0;
         for node in self.keys.get(start..end).unwrap_or(&[]) {
             // Length first: it rejects most keys without touching their bytes.
@@ -205,7 +216,8 @@ impl Visitor for Extractor {
     }
 
     fn wants_string(&mut self, interest: Interest, path: &Path<'_>) -> bool {
-        self.target(interest, path.len()).is_some_and(Target::captures_text)
+        self.target(interest, path.len())
+            .is_some_and(Target::captures_text)
     }
 
     fn scalar(&mut self, interest: Interest, path: &Path<'_>, value: Scalar<'_>) {
@@ -214,7 +226,8 @@ impl Visitor for Extractor {
         };
         if target == Target::OutputText {
             if let Scalar::String(s) = value {
-                self.facts.output_text_bytes = self.facts.output_text_bytes.saturating_add(s.raw_len);
+                self.facts.output_text_bytes =
+                    self.facts.output_text_bytes.saturating_add(s.raw_len);
             }
             return;
         }

@@ -25,7 +25,11 @@ impl Visitor for Facts {
             (
                 0,
                 TOP,
-                b"model" | b"stream" | b"max_tokens" | b"max_completion_tokens" | b"max_output_tokens",
+                b"model"
+                | b"stream"
+                | b"max_tokens"
+                | b"max_completion_tokens"
+                | b"max_output_tokens",
             ) => TOP,
             (0, TOP, b"stream_options") => STREAM_OPTIONS,
             (1, STREAM_OPTIONS, b"include_usage") => STREAM_OPTIONS,

@@ -126,10 +126,15 @@ impl ResponseScanner {
     /// with the body; tests assert the bound.
     pub fn retained_bytes(&self) -> usize {
         let facts = &self.extractor.facts;
-        let labels = [&facts.model, &facts.id, &facts.finish_reason, &facts.service_tier]
-            .iter()
-            .map(|s| s.as_ref().map_or(0, String::capacity))
-            .sum::<usize>();
+        let labels = [
+            &facts.model,
+            &facts.id,
+            &facts.finish_reason,
+            &facts.service_tier,
+        ]
+        .iter()
+        .map(|s| s.as_ref().map_or(0, String::capacity))
+        .sum::<usize>();
         std::mem::size_of::<Self>() + self.json.heap_bytes() + self.extractor.heap_bytes() + labels
     }
 
