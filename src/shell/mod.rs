@@ -29,7 +29,7 @@ proxy_wasm::main! {{
 /// Logs one line prefixed with the context id. A failed log call has nowhere left to be
 /// reported, so it is dropped on purpose.
 pub(crate) fn log(level: LogLevel, context_id: u32, message: &str) {
-    let line = format!("tokenmeter[{context_id}]: {message}");
+    let line = format!("[ctx {context_id}] {message}");
     if hostcalls::log(level, &line).is_err() {
         // Logging is the fallback of every other host call; there is no fallback for it.
     }
