@@ -78,10 +78,11 @@ test-rust:
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --target $(TARGET) -- -D warnings
+	$(CARGO) clippy --lib --target $(TARGET) --features test-panic -- -D warnings
 
 # The core's unit tests compiled to wasm32 (32-bit usize) and run under Node's WASI.
 test-wasm32: rust-target
-	CARGO_TARGET_WASM32_WASIP1_RUNNER="node $(CURDIR)/tests/wasm32-runner.mjs" \
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasm32-runner.mjs" \
 		$(CARGO) test --lib --target $(TARGET)
 
 validate: build venv
