@@ -85,10 +85,12 @@ test-wasm32: rust-target
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasm32-runner.mjs" \
 		$(CARGO) test --lib --target $(TARGET)
 
+# Loads each shipped bootstrap in the real Envoy, which also instantiates the wasm and runs its
+# configure step. Run from the repository root: the configs name build/tokenmeter.wasm.
 validate: build venv
 	@for c in $(ENVOY_CONFIGS); do \
 		echo "validate $$c"; \
-		(cd envoy && ../$(ENVOY) --mode validate --base-id 7 -c $$(basename $$c) --log-level warn) ; \
+		$(ENVOY) --mode validate --base-id 7 -c $$c --log-level warn; \
 	done
 
 # pytest exits 5 when it collects nothing; that is a failure here, never a silent pass.
