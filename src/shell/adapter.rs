@@ -13,7 +13,7 @@ use crate::meter::Record;
 
 /// Counter of requests that were not recognised as LLM traffic and passed through untouched.
 /// Not part of the labelled output contract; named here until `telemetry` owns it.
-pub(crate) const PASSTHROUGH_REQUESTS: &str = "tokenmeter_passthrough_requests_total";
+pub(crate) const PASSTHROUGH_REQUESTS: &str = "tokenmeter_unrecognized_requests_total";
 
 /// Why the plugin configuration was rejected; the message names the field.
 #[derive(Debug, Error)]

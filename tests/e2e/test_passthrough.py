@@ -53,7 +53,7 @@ def test_upstream_sees_no_accept_encoding(envoy, mock, tag):
 
 
 def passthrough_count(envoy) -> float:
-    return metric_sum(envoy.prometheus(), "tokenmeter_passthrough_requests_total")
+    return metric_sum(envoy.prometheus(), "tokenmeter_unrecognized_requests_total")
 
 
 def test_non_llm_path_passes_untouched_and_is_counted(envoy, tag):
