@@ -68,7 +68,6 @@ impl Metrics for HostMetrics {
 }
 
 /// proxy-wasm shared data (process-wide, survives VM reloads).
-#[allow(dead_code)] // handed to the budget store, which lands separately
 pub(crate) struct HostSharedStore;
 
 impl SharedStore for HostSharedStore {

@@ -13,7 +13,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
 use super::adapter;
-use super::host::HostClock;
+use super::host::{HostClock, HostSharedStore};
 use super::log;
 use super::root::Shared;
 use crate::meter::{Exchange, RequestEdits, RequestHead};
@@ -99,13 +99,14 @@ impl Http {
         }
     }
 
-    fn apply_metrics(&self, shared: &Shared, updates: &[adapter::MetricUpdate]) {
+    fn apply_metrics(&self, shared: &Shared, updates: &[crate::telemetry::MetricUpdate]) {
         let Ok(mut metrics) = shared.vm.metrics.try_borrow_mut() else {
             self.log(LogLevel::Error, "metrics state busy; stats for this request dropped");
             return;
         };
-        for (name, error) in adapter::apply(&mut *metrics, updates) {
-            self.log(LogLevel::Warn, &format!("cannot update metric {name}: {error}"));
+        let failed = adapter::apply(&mut *metrics, updates);
+        if failed > 0 {
+            self.log(LogLevel::Warn, &format!("{failed} metric updates failed"));
         }
     }
 
@@ -128,7 +129,7 @@ impl Http {
             return;
         };
         let updates = match shared.vm.telemetry.try_borrow_mut() {
-            Ok(mut telemetry) => adapter::metric_plan(&record, &mut telemetry),
+            Ok(mut telemetry) => adapter::metric_plan(&record, &mut telemetry, &HostSharedStore),
             Err(_) => {
                 self.log(LogLevel::Error, "telemetry state busy; stats for this request dropped");
                 return;
@@ -176,12 +177,16 @@ impl HttpContext for Http {
         match Exchange::begin(&shared.config, &head) {
             Some((mut exchange, edits)) => {
                 self.apply_edits(&edits);
+                match HostClock.try_now_unix_millis() {
+                    Ok(now) => exchange.set_start_time(now),
+                    Err(error) => self.log(LogLevel::Warn, &format!("cannot read the clock: {error}")),
+                }
                 if end_of_stream {
                     exchange.on_request_body(&[], true);
                 }
                 self.exchange = Some(exchange);
             }
-            None => self.apply_metrics(&shared, &[adapter::passthrough_update()]),
+            None => self.apply_metrics(&shared, &adapter::passthrough_plan()),
         }
         Action::Continue
     }

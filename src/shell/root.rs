@@ -63,12 +63,22 @@ impl RootContext for Root {
         };
         match adapter::parse_config(&bytes) {
             Ok(config) => {
+                // The label cap comes from the configuration: rebuild the telemetry state (what
+                // it drops is under one nano-USD per series).
+                match self.vm.telemetry.try_borrow_mut() {
+                    Ok(mut telemetry) => *telemetry = adapter::telemetry_state(&config),
+                    Err(_) => log(LogLevel::Warn, self.context_id, "telemetry state busy; kept"),
+                }
                 self.shared = Some(Rc::new(Shared { config, vm: Rc::clone(&self.vm) }));
                 log(LogLevel::Info, self.context_id, "configured");
                 true
             }
             Err(error) => {
-                log(LogLevel::Error, self.context_id, &format!("rejected configuration: {error}"));
+                log(
+                    LogLevel::Error,
+                    self.context_id,
+                    &format!("rejected plugin configuration: {error}"),
+                );
                 false
             }
         }
