@@ -4,14 +4,39 @@
 // with a 32-bit usize exactly as inside Envoy. Imports outside WASI (the proxy-wasm host ABI the
 // shell links against) are stubbed so that instantiation succeeds; a unit test that actually
 // calls one fails loudly instead of passing against a fake host.
+//
+// Node 20 can crash with SIGSEGV while tearing itself down after a large wasm module has run
+// (seen with the 14 MB debug test binary: every test passed, the result line was printed, exit
+// handlers ran, then the process died). So the module runs in a child Node process that reports
+// the module's own exit status on fd 3 as soon as `wasi.start` returns; the parent exits with
+// that status. A child that dies before reporting is a failure, as it should be.
 import { readFile } from "node:fs/promises";
+import { writeSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { WASI } from "node:wasi";
 import process from "node:process";
 
-const [, , wasmPath, ...args] = process.argv;
+const CHILD_FLAG = "--tokenmeter-wasi-child";
+const isChild = process.argv[2] === CHILD_FLAG;
+const [wasmPath, ...args] = process.argv.slice(isChild ? 3 : 2);
 if (!wasmPath) {
   console.error("usage: node wasm32-runner.mjs <test.wasm> [args...]");
   process.exit(2);
+}
+
+if (!isChild) {
+  const child = spawnSync(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), CHILD_FLAG, wasmPath, ...args],
+    { stdio: ["inherit", "inherit", "inherit", "pipe"] },
+  );
+  const reported = child.output?.[3]?.toString().trim();
+  if (reported && /^\d+$/.test(reported)) {
+    process.exit(Number(reported));
+  }
+  console.error(`wasm32-runner: the module did not finish (status ${child.status}, signal ${child.signal})`);
+  process.exit(child.status || 1);
 }
 
 const wasi = new WASI({
@@ -49,5 +74,6 @@ for (const imp of WebAssembly.Module.imports(module)) {
 const instance = await WebAssembly.instantiate(module, imports);
 // WASI refuses a command module that also exports a reactor entry point; hide it.
 const { _initialize, ...exports } = instance.exports;
-const code = wasi.start({ exports });
-process.exit(code ?? 0);
+const code = wasi.start({ exports }) ?? 0;
+writeSync(3, `${code}\n`);
+process.exit(code);
