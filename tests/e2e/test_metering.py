@@ -169,3 +169,25 @@ def test_attribution_defaults_to_unknown(envoy, mock):
                                   gen_ai_request_model="text-embedding-3-small",
                                   feature="unknown", customer="unknown") == before + 1,
                5, "requests_total for unknown attribution")
+
+
+def test_unpriced_model_has_tokens_but_no_cost(envoy, tag):
+    # The recorded body names gpt-5.6, which has no list price: its cost is unknown, not $0.
+    client = openai_client(envoy, tag, **{"x-mock-fixture": "agentgateway/completions/cache_write.json"})
+    client.chat.completions.create(model="gpt-5.6", messages=[{"role": "user", "content": "Hi"}])
+    entry = envoy.wait_entry(lambda e: e.get("llm.customer") == tag)
+    assert entry["gen_ai.response.model"] == "gpt-5.6"
+    assert entry["gen_ai.usage.input_tokens"] == "1000"
+    assert entry["gen_ai.usage.cache_read.input_tokens"] == "300"
+    assert entry["gen_ai.usage.cache_creation.input_tokens"] == "200"
+    assert entry["gen_ai.usage.output_tokens"] == "10"
+    assert entry["llm.usage_source"] == "reported"
+    assert entry["llm.cost_usd"] in (None, "")  # empty filter state renders as null
+    labels = dict(gen_ai_provider_name="openai", gen_ai_request_model="gpt-5.6",
+                  feature="e2e", customer=tag)
+    prom = envoy.prometheus()
+    assert metric_sum(prom, "tokenmeter_requests_total", **labels) == 1
+    assert metric_sum(prom, "tokenmeter_tokens_total", gen_ai_token_type="input", **labels) == 1000
+    assert metric_sum(prom, "tokenmeter_cost_nanousd_total", **labels) == 0
+    assert metric_sum(prom, "tokenmeter_unpriced_requests_total", gen_ai_provider_name="openai",
+                      gen_ai_request_model="gpt-5.6") >= 1
