@@ -28,6 +28,12 @@ def test_unknown_field_is_rejected_and_named(tmp_path):
     assert "bogus_field" in result.stdout + result.stderr
 
 
+def test_bad_nested_value_is_rejected_with_its_path(tmp_path):
+    result = validate(write_config(tmp_path, '{"metrics": {"max_label_values": 0}}'))
+    assert result.returncode != 0
+    assert "metrics.max_label_values" in result.stdout + result.stderr
+
+
 def test_non_object_configuration_is_rejected(tmp_path):
     result = validate(write_config(tmp_path, "[1, 2]"))
     assert result.returncode != 0
