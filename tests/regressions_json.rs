@@ -3,7 +3,7 @@
 //! fuzz target asserted.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)] // tests
 
-use tokenmeter::json::{Path, Scalar, Scanner, Visitor, MAX_STRING_BYTES};
+use tokenmeter::json::{Interest, Path, Scalar, Scanner, Visitor, MAX_STRING_BYTES};
 use tokenmeter::providers::{Api, RequestScanner, ResponseScanner};
 
 /// Captures every string value's text length.
@@ -11,10 +11,10 @@ use tokenmeter::providers::{Api, RequestScanner, ResponseScanner};
 struct StringLens(Vec<usize>);
 
 impl Visitor for StringLens {
-    fn wants_string(&mut self, _path: &Path<'_>) -> bool {
+    fn wants_string(&mut self, _interest: Interest, _path: &Path<'_>) -> bool {
         true
     }
-    fn scalar(&mut self, _path: &Path<'_>, value: Scalar<'_>) {
+    fn scalar(&mut self, _interest: Interest, _path: &Path<'_>, value: Scalar<'_>) {
         if let Some(text) = value.as_str() {
             self.0.push(text.len());
         }

@@ -1,15 +1,18 @@
 //! The incremental JSON scanner (`json::Scanner`) every extractor reads bodies with.
 //!
-//! Checks, for arbitrary bytes and chunk splits, in single-value or sequence mode and with
-//! string capture on everywhere or only on some paths (both picked by the selector):
+//! Checks, for arbitrary bytes and chunk splits, in single-value or sequence mode, with
+//! string capture on everywhere or only on some paths, and with interest in everything or a
+//! selective interest policy (all picked by the selector):
 //! - whole and split feeding report the same scalars with the same paths, the same
 //!   value ends, values count, error and `finish` result; errors are sticky;
 //! - heap use stays bounded whatever the input;
+//! - interest: `key`/`index`/`scalar`/`wants_string` are never called inside a value whose
+//!   interest is 0, and every scalar carries the interest derived along its path;
 //! - differential against serde_json (single-value mode, capture on): when serde_json
-//!   accepts the body, the scanner accepts it too and reports exactly serde's scalars in
-//!   document order with the same paths (keys over `MAX_KEY_BYTES` as `LongKey`, nothing
-//!   below `MAX_TRACKED_DEPTH` containers), the same integers, and each string's text cut
-//!   at `MAX_STRING_BYTES` on a character boundary.
+//!   accepts the body, the scanner accepts it too and reports exactly serde's scalars that the
+//!   interest policy keeps, in document order with the same paths (keys over `MAX_KEY_BYTES`
+//!   as `LongKey`, nothing below `MAX_TRACKED_DEPTH` containers), the same integers, and each
+//!   string's text cut at `MAX_STRING_BYTES` on a character boundary.
 #![no_main]
 
 use std::fmt;
@@ -17,8 +20,8 @@ use std::fmt;
 use libfuzzer_sys::fuzz_target;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor as SerdeVisitor};
 use tokenmeter::json::{
-    JsonError, Number, Path, Scalar, Scanner, Segment, Visitor, MAX_KEY_BYTES, MAX_STRING_BYTES,
-    MAX_TRACKED_DEPTH,
+    Interest, JsonError, Number, Path, Scalar, Scanner, Segment, Visitor, MAX_KEY_BYTES,
+    MAX_STRING_BYTES, MAX_TRACKED_DEPTH,
 };
 use tokenmeter_fuzz::SplitInput;
 
@@ -44,30 +47,68 @@ enum Event {
     ValueEnd,
 }
 
+/// Which interest policy the visitor uses: everything, or a selective one that skips some
+/// keys and indices and derives each child's interest from its parent's, so a scanner that
+/// loses track of interest (or reports a skipped value) is caught.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    All,
+    Selective,
+}
+
+const ROOT: Interest = 0x9e37_79b9_7f4a_7c15;
+
+fn key_interest(policy: Policy, parent: Interest, depth: usize, key: Option<&[u8]>) -> Interest {
+    match (policy, key) {
+        (Policy::All, _) => parent,
+        (Policy::Selective, Some(k)) if k.first().is_some_and(|b| b % 3 == 0) => 0,
+        (Policy::Selective, key) => {
+            let mut h = parent.rotate_left(5) ^ depth as u64;
+            for &b in key.unwrap_or(b"<long>") {
+                h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            }
+            h | 1
+        }
+    }
+}
+
+fn index_interest(policy: Policy, parent: Interest, depth: usize, index: u64) -> Interest {
+    match policy {
+        Policy::All => parent,
+        Policy::Selective if index % 4 == 3 => 0,
+        Policy::Selective => (parent.rotate_left(3) ^ index ^ ((depth as u64) << 40)) | 1,
+    }
+}
+
 struct Collect {
+    policy: Policy,
     capture_all: bool,
     events: Vec<Event>,
 }
 
-fn owned_path(path: &Path<'_>) -> Vec<Seg> {
-    assert!(path.len() <= MAX_TRACKED_DEPTH);
-    (0..path.len())
-        .map(|d| match path.get(d).expect("segment within len") {
-            Segment::Key(k) => {
-                assert!(k.len() <= MAX_KEY_BYTES);
-                Seg::Key(k.to_vec())
-            }
-            Segment::LongKey => Seg::LongKey,
-            Segment::Index(i) => Seg::Index(i),
-        })
-        .collect()
-}
-
 impl Visitor for Collect {
-    fn wants_string(&mut self, path: &Path<'_>) -> bool {
+    fn root(&mut self) -> Interest {
+        ROOT
+    }
+    fn key(&mut self, parent: Interest, depth: usize, key: Option<&[u8]>) -> Interest {
+        assert_ne!(parent, 0, "key() asked inside a skipped value");
+        if let Some(k) = key {
+            assert!(k.len() <= MAX_KEY_BYTES);
+        }
+        key_interest(self.policy, parent, depth, key)
+    }
+    fn index(&mut self, parent: Interest, depth: usize, index: u64) -> Interest {
+        assert_ne!(parent, 0, "index() asked inside a skipped value");
+        index_interest(self.policy, parent, depth, index)
+    }
+    fn wants_string(&mut self, interest: Interest, path: &Path<'_>) -> bool {
+        assert_ne!(interest, 0, "wants_string() asked for a skipped value");
         self.capture_all || path.len() % 2 == 1
     }
-    fn scalar(&mut self, path: &Path<'_>, value: Scalar<'_>) {
+    fn scalar(&mut self, interest: Interest, path: &Path<'_>, value: Scalar<'_>) {
+        assert_ne!(interest, 0, "scalar reported with interest 0");
+        let path = owned_path(path);
+        assert_eq!(interest, path_interest(self.policy, &path), "interest not derived along the path");
         let value = match value {
             Scalar::Null => Value::Null,
             Scalar::Bool(b) => Value::Bool(b),
@@ -84,11 +125,27 @@ impl Visitor for Collect {
                 Value::Str { text: s.text.map(str::to_owned), truncated: s.truncated, raw_len: s.raw_len }
             }
         };
-        self.events.push(Event::Scalar(owned_path(path), value));
+        self.events.push(Event::Scalar(path, value));
     }
     fn value_end(&mut self) {
         self.events.push(Event::ValueEnd);
     }
+}
+
+/// The interest the policy gives the value at `path`; 0 when some step skipped it.
+fn path_interest(policy: Policy, path: &[Seg]) -> Interest {
+    let mut interest = ROOT;
+    for (depth, seg) in path.iter().enumerate() {
+        if interest == 0 {
+            return 0;
+        }
+        interest = match seg {
+            Seg::Key(k) => key_interest(policy, interest, depth, Some(k)),
+            Seg::LongKey => key_interest(policy, interest, depth, None),
+            Seg::Index(i) => index_interest(policy, interest, depth, *i),
+        };
+    }
+    interest
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -99,9 +156,9 @@ struct Scanned {
     values: u64,
 }
 
-fn scan(chunks: &[&[u8]], sequence: bool, capture_all: bool) -> Scanned {
+fn scan(chunks: &[&[u8]], sequence: bool, policy: Policy, capture_all: bool) -> Scanned {
     let mut scanner = if sequence { Scanner::sequence() } else { Scanner::new() };
-    let mut visitor = Collect { capture_all, events: Vec::new() };
+    let mut visitor = Collect { policy, capture_all, events: Vec::new() };
     let mut feed_error = None;
     for chunk in chunks {
         if let Err(e) = scanner.feed(chunk, &mut visitor) {
@@ -206,11 +263,12 @@ impl<'de> SerdeVisitor<'de> for Walk<'_> {
     }
 }
 
-fn serde_scalars(body: &[u8]) -> Option<Vec<(Vec<Seg>, Expect)>> {
+fn serde_scalars(body: &[u8], policy: Policy) -> Option<Vec<(Vec<Seg>, Expect)>> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let (mut path, mut out) = (Vec::new(), Vec::new());
     Walk { path: &mut path, out: &mut out }.deserialize(&mut de).ok()?;
     de.end().ok()?;
+    out.retain(|(path, _)| path_interest(policy, path) != 0);
     Some(out)
 }
 
@@ -222,8 +280,8 @@ fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn check_against_serde(body: &[u8], scanned: &Scanned) {
-    let Some(expected) = serde_scalars(body) else { return };
+fn check_against_serde(body: &[u8], policy: Policy, scanned: &Scanned) {
+    let Some(expected) = serde_scalars(body, policy) else { return };
     assert_eq!(scanned.feed_error, None, "scanner rejected JSON serde_json accepts");
     assert_eq!(scanned.finish, Ok(()), "scanner did not finish JSON serde_json accepts");
     assert_eq!(scanned.values, 1);
@@ -258,10 +316,11 @@ fuzz_target!(|data: &[u8]| {
     let input = SplitInput::parse(data);
     let sequence = input.selector & 1 == 1;
     let capture_all = input.selector & 2 == 0;
-    let whole = scan(&[input.body], sequence, capture_all);
-    let split = scan(&input.chunks(), sequence, capture_all);
+    let policy = if input.selector & 4 == 0 { Policy::All } else { Policy::Selective };
+    let whole = scan(&[input.body], sequence, policy, capture_all);
+    let split = scan(&input.chunks(), sequence, policy, capture_all);
     assert_eq!(whole, split, "split feeding changed the result");
     if !sequence && capture_all {
-        check_against_serde(input.body, &whole);
+        check_against_serde(input.body, policy, &whole);
     }
 });
