@@ -132,6 +132,20 @@ impl Visitor for Collect {
     }
 }
 
+fn owned_path(path: &Path<'_>) -> Vec<Seg> {
+    assert!(path.len() <= MAX_TRACKED_DEPTH);
+    (0..path.len())
+        .map(|d| match path.get(d).expect("segment within len") {
+            Segment::Key(k) => {
+                assert!(k.len() <= MAX_KEY_BYTES);
+                Seg::Key(k.to_vec())
+            }
+            Segment::LongKey => Seg::LongKey,
+            Segment::Index(i) => Seg::Index(i),
+        })
+        .collect()
+}
+
 /// The interest the policy gives the value at `path`; 0 when some step skipped it.
 fn path_interest(policy: Policy, path: &[Seg]) -> Interest {
     let mut interest = ROOT;

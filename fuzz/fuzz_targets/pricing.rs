@@ -1,15 +1,18 @@
 //! Price inputs: LiteLLM import (`PriceTable::import_litellm`), configured overrides
-//! (`PriceOverrides` applied with `PriceTable::with_overrides`) and USD amounts
-//! (`PicoUsd::from_usd_str` / `to_usd_string`).
+//! (`PriceOverrides` applied with `PriceTable::with_overrides`) and decimal amounts
+//! (`budget::config::parse_decimal_pico`, `PicoUsd::to_usd_string`).
 //!
 //! The selector picks the input kind. Checks:
 //! - LiteLLM / overrides: never panic; every model an accepted table lists resolves in it;
 //!   quoting every model with huge token counts never panics (overflow checks are on);
 //! - amounts: parsing never panics; a formatted amount parses back to itself rounded to the
-//!   nano-dollar, and a whole-pico decimal written from the input parses to that exact value.
+//!   nano-dollar; a 12-place decimal written from the input parses to that exact value; and
+//!   any text the budget amount parser accepts, used as a configured price, is accepted by
+//!   the price parser with the same value (scaled to per-token, rounded half up).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tokenmeter::budget::config::parse_decimal_pico;
 use tokenmeter::pricing::{PicoUsd, PriceOverrides, PriceTable, PricingContext};
 use tokenmeter::usage::NormalizedUsage;
 
@@ -25,6 +28,11 @@ fn usage(seed: u64) -> NormalizedUsage {
         web_search_requests: seed % 1000,
         web_fetch_requests: seed % 77,
     }
+}
+
+/// `to_usd_string` rounds half up to the nano-dollar.
+fn rounded_nanos(p: PicoUsd) -> u64 {
+    p.0 / 1000 + u64::from(p.0 % 1000 >= 500)
 }
 
 fn quote_all(table: &PriceTable) {
@@ -63,21 +71,31 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         _ => {
-            if let Ok(text) = std::str::from_utf8(body) {
-                let _ = PicoUsd::from_usd_str(text);
+            // Two decimal readers must agree: the budget amount parser (exact pico-USD) and
+            // the price parser behind `prices.models.*.input` (USD per 1M tokens, scale 6).
+            let Ok(text) = std::str::from_utf8(body) else { return };
+            if let Some(pico) = parse_decimal_pico(text) {
+                assert_eq!(parse_decimal_pico(&pico.to_usd_string()).map(|p| p.0 / 1000), Some(rounded_nanos(pico)));
+                let expected = pico.0 / 1_000_000 + u64::from(pico.0 % 1_000_000 >= 500_000);
+                let json = format!(r#"{{"models":{{"fuzz-model":{{"input":"{text}","output":"1"}}}}}}"#);
+                let overrides: PriceOverrides = serde_json::from_str(&json).expect("override JSON");
+                match PriceTable::builtin().with_overrides(&overrides) {
+                    Ok(table) => {
+                        let (_, price) = table.resolve("fuzz-model").expect("override resolves");
+                        assert_eq!(price.input, expected, "price parser disagrees on {text:?}");
+                    }
+                    Err(e) => panic!("price parser rejected {text:?} that the amount parser read: {e}"),
+                }
             }
             let mut raw = [0u8; 8];
             for (dst, src) in raw.iter_mut().zip(body) {
                 *dst = *src;
             }
-            let pico = PicoUsd(u64::from_le_bytes(raw));
-            let text = pico.to_usd_string();
-            let nanos = pico.0 / 1000 + u64::from(pico.0 % 1000 >= 500);
-            if let Some(rounded) = nanos.checked_mul(1000) {
-                assert_eq!(PicoUsd::from_usd_str(&text), Ok(PicoUsd(rounded)), "{text} did not round-trip");
-            }
+            let pico = PicoUsd(u64::from_le_bytes(raw) % 18_446_744_000_000_000_000);
             let exact = format!("{}.{:012}", pico.0 / 1_000_000_000_000, pico.0 % 1_000_000_000_000);
-            assert_eq!(PicoUsd::from_usd_str(&exact), Ok(pico), "{exact} misread");
+            assert_eq!(parse_decimal_pico(&exact), Some(pico), "{exact} misread");
+            let text = pico.to_usd_string();
+            assert_eq!(parse_decimal_pico(&text).map(|p| p.0 / 1000), Some(rounded_nanos(pico)), "{text}");
         }
     }
 });
