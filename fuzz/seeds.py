@@ -123,6 +123,16 @@ def main():
         w.split("response_scanner", read(p), 10 + api)
         w.split("response_scanner", read(p), api)
 
+    # exchange: route selector = API index (5 is the Azure deployment path), +8 gzipped.
+    for p in fixtures(root, "openai/*.json", "openai/*.sse", "anthropic/*", "azure/*.json"):
+        if p.endswith(".request.json") or p.endswith(".md"):
+            continue
+        route = 5 if "/azure/" in p else response_api(p)
+        body = read(p)
+        w.split("exchange", body, route)
+        if len(body) < 4096:
+            w.split("exchange", body, route + 8)
+
     for p in fixtures(root, "*/*.json", "*/*.sse"):
         body = read(p)[:4096]
         gz = gzip.compress(body, mtime=0)
