@@ -213,9 +213,14 @@ impl Visitor for Extractor {
             .unwrap_or(self.keys.len());
         let mut rules = 0;
         for node in self.keys.get(start..end).unwrap_or(&[]) {
-            // Length first: it rejects most keys without touching their bytes.
+            // Rule set, length and first byte reject almost every key before the bytes
+            // are compared.
             let want = node.key.as_bytes();
-            if node.rules & parent != 0 && want.len() == key.len() && want == key {
+            if node.rules & parent != 0
+                && want.len() == key.len()
+                && want.first() == key.first()
+                && want == key
+            {
                 rules |= node.rules;
             }
         }
