@@ -497,3 +497,28 @@ fn every_split_point_gives_the_same_scalars() {
     }
     assert_split_invariant(b"{\"a\":1} 22 [3]\n\"s\" true", true);
 }
+
+#[test]
+fn the_word_at_a_time_string_search_agrees_with_memchr() {
+    // Every position of a quote or backslash (or none) in strings of every length up to 80,
+    // over bytes that stress the borrow trick (0x21 = '"' + 1, 0x5d = '\\' + 1, 0xa2, 0xdc).
+    let fillers = [b'a', 0x21, 0x5d, 0xa2, 0xdc, 0x00, 0xff];
+    for len in 0..80 {
+        for filler in fillers {
+            for stop in [None, Some(b'"'), Some(b'\\')] {
+                for at in 0..len.max(1) {
+                    let mut s = vec![filler; len];
+                    if let (Some(c), Some(slot)) = (stop, s.get_mut(at)) {
+                        *slot = c;
+                    }
+                    let want = memchr::memchr2(b'"', b'\\', &s);
+                    assert_eq!(
+                        super::scanner::string_stop(&s),
+                        want,
+                        "len {len} filler {filler:#x} at {at}"
+                    );
+                }
+            }
+        }
+    }
+}
