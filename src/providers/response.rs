@@ -121,6 +121,13 @@ impl ResponseScanner {
         }
     }
 
+    /// Bytes of generated content (text, reasoning, tool arguments) read so far; it turns
+    /// non-zero at the chunk that carries the first token, which is what time to first token
+    /// measures. Role-only and empty deltas do not count.
+    pub fn output_text_bytes(&self) -> u64 {
+        self.extractor.facts.output_text_bytes
+    }
+
     /// Ends the body and reports. Later calls return the same outcome.
     pub fn finish(&mut self) -> ResponseOutcome {
         if let Some(outcome) = &self.outcome {
