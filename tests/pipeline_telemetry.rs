@@ -204,7 +204,8 @@ fn an_error_stream_has_no_ttft_and_counts_as_its_status_class() {
 
 #[test]
 fn retries_are_read_from_request_headers() {
-    let cases: [(&[(&str, &str)], Option<RetrySource>); 6] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<RetrySource>);
+    let cases: [Case; 6] = [
         (&[], None),
         (&[("x-stainless-retry-count", "0")], None),
         (&[("x-stainless-retry-count", "2")], Some(RetrySource::Client)),
