@@ -10,7 +10,7 @@ nano-USD per token, so each request's `llm.cost_usd` (9 places) is exact and the
 counters carry no remainder. The comparison runs on the counters themselves
 (`sum by (feature) (tokenmeter_cost_nanousd_total)`), because the dashboard's windowed form
 (`increase(...[1h])`) is extrapolated by Prometheus and leaves out the value a series already
-had at its first scrape; for that query the test checks the features and their order.
+had at its first scrape; for that query the test checks that it shows the same features.
 
 Skipped when the Debian `prometheus` binary is missing.
 """
@@ -258,12 +258,11 @@ def test_spend_by_feature_agrees_with_the_access_log_to_the_nano_usd(stack, traf
     got = wait_until(lambda: (g := from_prometheus()) == expected and g, 15,
                      f"prometheus spend by feature == access log {expected}")
     assert got == expected
-    # The dashboard's own panel ranks the same features.
+    # The dashboard's own panel shows the same features. Not its values: `increase()` leaves
+    # out what a series held at its first scrape and extrapolates, so even the order can
+    # differ on a few seconds of traffic.
     [q] = [q for q in dashboard_queries.queries(range_="1h") if q.panel == "Top 10 features by spend"]
-    rows = _instant(base, q.expr)
-    ranked = sorted(rows, key=lambda r: -float(r["value"][1]))
-    assert {r["metric"]["feature"] for r in rows} == set(expected)
-    assert [r["metric"]["feature"] for r in ranked] == sorted(expected, key=lambda f: -expected[f])
+    assert {r["metric"]["feature"] for r in _instant(base, q.expr)} == set(expected)
 
 
 def test_retries_status_classes_and_overflow_as_counted(stack, traffic):
