@@ -88,6 +88,7 @@ test-wasm32: rust-target
 # Loads each shipped bootstrap in the real Envoy, which also instantiates the wasm and runs its
 # configure step. Run from the repository root: the configs name build/tokenmeter.wasm.
 validate: build venv
+	@mkdir -p .run  # the bootstraps write their access logs there
 	@for c in $(ENVOY_CONFIGS); do \
 		echo "validate $$c"; \
 		$(ENVOY) --mode validate --base-id 7 -c $$c --log-level warn; \
