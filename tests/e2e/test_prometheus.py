@@ -200,6 +200,10 @@ def test_traffic_produced_every_kind_of_series(stack, traffic):
     streams = [r for r in records if r["llm.streamed"] and r["llm.usage_source"] == "reported"]
     assert streams and all(r["llm.time_to_first_token_ms"] is not None for r in streams)
     assert {e["response_code"] for e in traffic} == {200, 500}
+    # Users are in the access log, never in metrics by default.
+    assert {e["llm.user"] for e in traffic} >= {"u-acme", "u-globex"}
+    prom = envoy.prometheus()
+    assert 'user="' not in prom and "u-acme" not in prom
 
 
 def _dashboard_queries(*, budget: bool):
@@ -306,3 +310,21 @@ def test_every_alert_rule_evaluates_on_real_data(stack, traffic):
         15, "rule evaluation")
     bad = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
     assert bad == []
+
+
+def test_user_label_only_when_configured(mock, tmp_path_factory):
+    """`metrics.user_label: true` adds a `user` label that the shipped stats_tags extract."""
+    from .harness import parse_prometheus
+
+    envoy = start_envoy(tmp_path_factory.mktemp("envoy-user-label"), mock.port,
+                        plugin_config=json.dumps({"metrics": {"user_label": True}}))
+    try:
+        _openai(envoy, "search", "acme").chat.completions.create(
+            model="gpt-5-nano", messages=HI, extra_headers={"x-llm-user": "alice@example.com"})
+        envoy.wait_entry(lambda e: e.get("llm.user") == "alice@example.com")
+        samples = [(n, l) for n, l, _ in parse_prometheus(envoy.prometheus()) if n == "tokenmeter_requests_total"]
+        assert samples == [("tokenmeter_requests_total", {
+            "gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-5-nano", "feature": "search",
+            "customer": "acme", "user": "alice@example.com"})]
+    finally:
+        envoy.stop()
