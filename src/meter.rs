@@ -2,7 +2,10 @@
 //!
 //! Contract for the shell: create an [`Exchange`] from the request head, apply the returned
 //! [`RequestEdits`], feed it every callback, and at the end publish the [`Record`] through
-//! `telemetry`. Every method is infallible and bounded: whatever the bytes are, traffic
+//! `telemetry`. Times are passed in, never read (sans-io): the start with
+//! [`Exchange::set_start_time`], the response with the `_at` variants of the response
+//! callbacks, the end with [`Exchange::finish`]; the untimed variants still work and only
+//! leave the stream timings out. Every method is infallible and bounded: whatever the bytes are, traffic
 //! continues, memory stays fixed (scanners keep bounded state, the decoder a fixed window),
 //! and the record says what was missing and why. Bodies are never buffered.
 //!

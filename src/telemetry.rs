@@ -8,7 +8,10 @@
 //! [`STATS_TAGS`] holds the regexes Envoy needs to turn them back into labels.
 //!
 //! Metrics are planned, not performed: [`metric_plan`] turns a record into a list of counter
-//! increments (never a 0 delta, which Envoy rejects), and the shell applies it. The two pieces
+//! increments (never a 0 delta, which Envoy rejects) and histogram samples (the OpenTelemetry
+//! GenAI token-usage and latency histograms, in whole milliseconds because Envoy histograms
+//! hold integers), and the shell applies it. Histograms carry only operation, provider and
+//! model: each histogram series is about twenty bucket series. The two pieces
 //! of cross-request state, the label [`CardinalityGuard`] and the sub-nano [`CostCarry`], are
 //! owned by the caller and passed in.
 
