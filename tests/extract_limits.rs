@@ -321,3 +321,22 @@ fn a_large_embeddings_body_streams_in_bounded_memory() {
 fn a_100_mb_embeddings_body_streams_in_bounded_memory() {
     embeddings_in_chunks(100);
 }
+
+#[test]
+fn responses_api_web_search_calls_are_counted_once_per_response() {
+    let json = br#"{"id":"resp_1","status":"completed","output":[{"type":"web_search_call","status":"completed"},{"type":"message","content":[{"type":"output_text","text":"x"}]},{"type":"web_search_call"}],"usage":{"input_tokens":5,"output_tokens":6}}"#;
+    let out = scan(Api::OpenAiResponses, None, &[json]);
+    assert_eq!(out.usage.web_search_requests, Some(2));
+    let sse = b"event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":{\"type\":\"web_search_call\"}}\n\n\
+event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":{\"type\":\"web_search_call\"}}\n\n\
+event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"output\":[{\"type\":\"web_search_call\"},{\"type\":\"web_search_call\"},{\"type\":\"message\"}],\"usage\":{\"input_tokens\":5,\"output_tokens\":6}}}\n\n";
+    let out = scan(Api::OpenAiResponses, Some("text/event-stream"), &[sse]);
+    assert_eq!(out.usage.web_search_requests, Some(2));
+    // No search, no counter.
+    let out = scan(
+        Api::OpenAiResponses,
+        None,
+        &[include_bytes!("fixtures/openai/responses-basic.json")],
+    );
+    assert_eq!(out.usage.web_search_requests, None);
+}

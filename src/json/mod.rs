@@ -93,7 +93,9 @@ pub type Interest = u64;
 /// What the scanner tells its consumer. Paths are relative to the current top-level value.
 ///
 /// The interest methods default to "everything matters", so a visitor that only
-/// implements [`Visitor::scalar`] sees every scalar with its path.
+/// implements [`Visitor::scalar`] sees every scalar with its path. `root`, `key`, `index`
+/// and `wants_string` must be pure functions of their arguments: the scanner's fast path
+/// may ask `wants_string` again when it hands a value back to the general path.
 pub trait Visitor {
     /// Interest of a top-level value.
     fn root(&mut self) -> Interest {

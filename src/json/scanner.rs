@@ -164,6 +164,106 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// Finds the first `"` or `\\`. Most keys and values are short, and for them checking a
+/// word (8 bytes) at a time beats `memchr`'s setup; past 32 bytes `memchr` takes over.
+#[inline]
+pub(super) fn string_stop(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const QUOTES: u64 = ONES * b'"' as u64;
+    const SLASHES: u64 = ONES * b'\\' as u64;
+    let mut at = 0usize;
+    for chunk in s.chunks_exact(8).take(4) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let (q, b) = (w ^ QUOTES, w ^ SLASHES);
+        // A byte of q or b is zero where w holds a quote or a backslash; the lowest flagged
+        // byte is exact (borrows only create false flags above a real one).
+        let hits = ((q.wrapping_sub(ONES) & !q) | (b.wrapping_sub(ONES) & !b)) & HIGH;
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let rest = s.get(at..)?;
+    if rest.len() < 8 {
+        return rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\')
+            .map(|p| at + p);
+    }
+    memchr2(b'"', b'\\', rest).map(|p| at + p)
+}
+
+fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(|&b| is_ws(b)) {
+        at += 1;
+    }
+    at
+}
+
+/// Where a scalar starting at `at` ends, when it is complete in `bytes` (followed by at
+/// least one more byte) and valid; `None` sends the caller to the general path.
+fn skip_scalar(bytes: &[u8], at: usize) -> Option<usize> {
+    let rest = bytes.get(at..)?;
+    let len = match *rest.first()? {
+        b'"' => {
+            let end = string_stop(rest.get(1..)?)?;
+            // Escapes are validated by the general path only.
+            (rest.get(end + 1) == Some(&b'"')).then_some(end + 2)?
+        }
+        b't' => rest.starts_with(b"true").then_some(4)?,
+        b'f' => rest.starts_with(b"false").then_some(5)?,
+        b'n' => rest.starts_with(b"null").then_some(4)?,
+        b'-' | b'0'..=b'9' => {
+            let len = rest
+                .iter()
+                .take_while(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                .count();
+            valid_number(rest.get(..len)?).then_some(len)?
+        }
+        _ => return None,
+    };
+    // The byte after the token must be here too (a number or literal could go on).
+    (rest.len() > len).then_some(at + len)
+}
+
+/// JSON number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn valid_number(n: &[u8]) -> bool {
+    let digits = |s: &[u8], from: usize| {
+        s.iter()
+            .skip(from)
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let mut i = usize::from(n.first() == Some(&b'-'));
+    match n.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i += digits(n, i),
+        _ => return false,
+    }
+    if n.get(i) == Some(&b'.') {
+        let d = digits(n, i + 1);
+        if d == 0 {
+            return false;
+        }
+        i += 1 + d;
+    }
+    if matches!(n.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(n.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let d = digits(n, i);
+        if d == 0 {
+            return false;
+        }
+        i += d;
+    }
+    i == n.len()
+}
+
 fn hex_value(b: u8) -> Option<u16> {
     match b {
         b'0'..=b'9' => Some(u16::from(b - b'0')),
@@ -287,13 +387,18 @@ impl Scanner {
                 State::Number if self.num_phase == NumPhase::Int && byte.is_ascii_digit() => {
                     self.digits(rest)
                 }
-                // The two most common structural transitions, without the general dispatch.
+                State::After | State::ObjectKey | State::ObjectFirst => {
+                    match self.fast_members(rest, visitor) {
+                        0 => {
+                            let at = self.offset.saturating_add(i as u64);
+                            usize::from(self.step(byte, at, visitor)?)
+                        }
+                        n => n,
+                    }
+                }
+                // The most common structural transition, without the general dispatch.
                 State::Colon if byte == b':' => {
                     self.state = State::Value;
-                    1
-                }
-                State::ObjectKey if byte == b'"' => {
-                    self.begin_string(true, false);
                     1
                 }
                 _ => {
@@ -402,6 +507,149 @@ impl Scanner {
             State::Failed => return Err(self.error.unwrap_or(JsonError::Truncated)),
         }
         Ok(true)
+    }
+
+    /// The fast path over object members nobody wants: `, "key": value` in one pass over
+    /// the slice, without the per-byte dispatch. It only commits whole members (or a key
+    /// whose value it hands to the general machine), and backs off to the general path at
+    /// anything unusual (an escape, a chunk boundary, a malformed token), which then
+    /// decides exactly as if the fast path did not exist. Returns the bytes consumed.
+    fn fast_members<V: Visitor + ?Sized>(&mut self, rest: &[u8], visitor: &mut V) -> usize {
+        let Some(depth) = self.depth.checked_sub(1) else {
+            return 0;
+        };
+        let Some(&Frame {
+            object: true, own, ..
+        }) = self.frames.get(depth)
+        else {
+            return 0;
+        };
+        let mut committed = 0usize;
+        let mut expect_comma = self.state == State::After;
+        loop {
+            let mut p = skip_ws(rest, committed);
+            if expect_comma {
+                if rest.get(p) != Some(&b',') {
+                    break;
+                }
+                p = skip_ws(rest, p + 1);
+            }
+            if rest.get(p) != Some(&b'"') {
+                break;
+            }
+            let key_start = p + 1;
+            let Some(key_len) = rest.get(key_start..).and_then(string_stop) else {
+                break;
+            };
+            let key_end = key_start + key_len;
+            if rest.get(key_end) != Some(&b'"') {
+                break;
+            }
+            let Some(key) = rest.get(key_start..key_end) else {
+                break;
+            };
+            p = skip_ws(rest, key_end + 1);
+            if rest.get(p) != Some(&b':') {
+                break;
+            }
+            p = skip_ws(rest, p + 1);
+            let Some(&first) = rest.get(p) else {
+                break;
+            };
+            let interest = visitor.key(own, depth, (key.len() <= MAX_KEY_BYTES).then_some(key));
+            let scalar_end = if matches!(first, b'{' | b'[') {
+                None
+            } else {
+                skip_scalar(rest, p)
+            };
+            let reported = match scalar_end {
+                Some(_) if interest == 0 => true,
+                Some(end) => {
+                    self.set_key(depth, key, interest);
+                    self.fast_scalar(rest.get(p..end).unwrap_or(&[]), interest, visitor)
+                }
+                None => false,
+            };
+            let (Some(end), true) = (scalar_end, reported) else {
+                // The general machine takes the value from here, with the key in place:
+                // containers, and scalars not provably complete, valid and simple.
+                self.set_key(depth, key, interest);
+                self.state = State::Value;
+                return p;
+            };
+            committed = end;
+            expect_comma = true;
+            self.state = State::After;
+        }
+        committed
+    }
+
+    /// Reports a complete, valid scalar token found by the fast path, as the general path
+    /// would. Returns false (having reported nothing) for what only the general path
+    /// handles: a wanted string that is too long or not UTF-8.
+    fn fast_scalar<V: Visitor + ?Sized>(
+        &mut self,
+        token: &[u8],
+        interest: Interest,
+        visitor: &mut V,
+    ) -> bool {
+        let value = match token.first() {
+            Some(b'"') => {
+                let content = token.get(1..token.len().saturating_sub(1)).unwrap_or(&[]);
+                let raw_len = content.len() as u64;
+                if visitor.wants_string(interest, &self.path()) {
+                    if content.len() > MAX_STRING_BYTES {
+                        return false;
+                    }
+                    let Ok(text) = std::str::from_utf8(content) else {
+                        return false;
+                    };
+                    visitor.scalar(
+                        interest,
+                        &self.path(),
+                        Scalar::String(JsonStr {
+                            text: Some(text),
+                            truncated: false,
+                            raw_len,
+                        }),
+                    );
+                    return true;
+                }
+                Scalar::String(JsonStr {
+                    text: None,
+                    truncated: false,
+                    raw_len,
+                })
+            }
+            Some(b't') => Scalar::Bool(true),
+            Some(b'f') => Scalar::Bool(false),
+            Some(b'n') => Scalar::Null,
+            _ if token.iter().all(u8::is_ascii_digit) => {
+                Scalar::Number(Number::Integer(token.iter().fold(0u64, |n, &d| {
+                    n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                })))
+            }
+            _ => Scalar::Number(Number::Other),
+        };
+        visitor.scalar(interest, &self.path(), value);
+        true
+    }
+
+    /// Stores a key found by the fast path as the general machine would have.
+    fn set_key(&mut self, depth: usize, key: &[u8], interest: Interest) {
+        let (Some(frame), Some(slot)) = (self.frames.get_mut(depth), self.keys.get_mut(depth))
+        else {
+            return;
+        };
+        frame.member = interest;
+        match (slot.get_mut(..key.len()), u8::try_from(key.len())) {
+            (Some(dst), Ok(len)) => {
+                dst.copy_from_slice(key);
+                frame.key_len = len;
+                frame.key_long = false;
+            }
+            _ => frame.key_long = true,
+        }
     }
 
     /// `,` after a value in a container.
@@ -547,7 +795,7 @@ impl Scanner {
     }
 
     fn skip_string(&mut self, rest: &[u8]) -> usize {
-        match memchr2(b'"', b'\\', rest) {
+        match string_stop(rest) {
             None => rest.len(),
             Some(end) => {
                 self.state = if rest.get(end) == Some(&b'"') {
@@ -582,7 +830,7 @@ impl Scanner {
     #[inline]
     fn scan_string<V: Visitor + ?Sized>(&mut self, rest: &[u8], visitor: &mut V) -> usize {
         let keep = self.str_key || self.str_capture;
-        match memchr2(b'"', b'\\', rest) {
+        match string_stop(rest) {
             None => {
                 self.str_raw = self.str_raw.wrapping_add(rest.len() as u64);
                 if keep {

@@ -474,5 +474,51 @@ fn every_split_point_gives_the_same_scalars() {
     for doc in docs {
         assert_split_invariant(doc, false);
     }
+    // Whole-chunk scans take the fast member path, byte-by-byte scans the general one:
+    // the invariant is what keeps them equal, on every kind of member value.
+    let long = "x".repeat(MAX_STRING_BYTES + 10);
+    let members = format!(
+        "{{\"s\":\"plain\",\"e\":\"a\\nb\",\"l\":\"{long}\",\"u\":\"\\u00e9\",\"n\":-0,\"i\":12,\"f\":1.5e-3, \"t\" : true ,\"fa\":false,\"nu\":null,\"o\":{{\"k\":[1]}},\"a\":[\"x\"],\"last\":7}}"
+    );
+    assert_split_invariant(members.as_bytes(), false);
+    assert_split_invariant(b"{\"a\":\"\xff\xfe\",\"b\":1}", false);
+    for bad in [
+        &b"{\"a\":tru,\"b\":1}"[..],
+        b"{\"a\":1.,\"b\":1}",
+        b"{\"a\":-,\"b\":1}",
+        b"{\"a\":1 2}",
+        b"{\"a\":\"x\" \"b\":1}",
+        b"{\"a\":\"\\q\",\"b\":1}",
+        b"{\"a\":1,,\"b\":1}",
+        b"{\"a\":1,\"b\"1}",
+    ] {
+        assert_split_invariant(bad, false);
+        assert!(scan(bad).1.is_err(), "{}", String::from_utf8_lossy(bad));
+    }
     assert_split_invariant(b"{\"a\":1} 22 [3]\n\"s\" true", true);
+}
+
+#[test]
+fn the_word_at_a_time_string_search_agrees_with_memchr() {
+    // Every position of a quote or backslash (or none) in strings of every length up to 80,
+    // over bytes that stress the borrow trick (0x21 = '"' + 1, 0x5d = '\\' + 1, 0xa2, 0xdc).
+    let fillers = [b'a', 0x21, 0x5d, 0xa2, 0xdc, 0x00, 0xff];
+    for len in 0..80 {
+        for filler in fillers {
+            for stop in [None, Some(b'"'), Some(b'\\')] {
+                for at in 0..len.max(1) {
+                    let mut s = vec![filler; len];
+                    if let (Some(c), Some(slot)) = (stop, s.get_mut(at)) {
+                        *slot = c;
+                    }
+                    let want = memchr::memchr2(b'"', b'\\', &s);
+                    assert_eq!(
+                        super::scanner::string_stop(&s),
+                        want,
+                        "len {len} filler {filler:#x} at {at}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -30,6 +30,10 @@ pub(crate) enum Target {
     ServiceTier,
     /// Generated text; only its size is kept, to estimate output when usage is missing.
     OutputText,
+    /// The `type` of a Responses API output item; each `web_search_call` is one billed
+    /// search. Counted per top-level value (one response object) and then assigned, so the
+    /// items repeated by later events replace rather than add.
+    OutputItemType,
 }
 
 impl Target {
@@ -37,7 +41,11 @@ impl Target {
     fn captures_text(self) -> bool {
         matches!(
             self,
-            Target::Model | Target::Id | Target::FinishReason | Target::ServiceTier
+            Target::Model
+                | Target::Id
+                | Target::FinishReason
+                | Target::ServiceTier
+                | Target::OutputItemType
         )
     }
 }
@@ -86,6 +94,8 @@ pub(crate) struct Extractor {
     all: Interest,
     pub(crate) usage: Usage,
     pub(crate) facts: ResponseFacts,
+    /// `web_search_call` items seen in the current top-level value.
+    web_search_calls: u64,
 }
 
 impl Extractor {
@@ -141,6 +151,7 @@ impl Extractor {
             all,
             usage: Usage::default(),
             facts: ResponseFacts::default(),
+            web_search_calls: 0,
         }
     }
 
@@ -202,9 +213,15 @@ impl Visitor for Extractor {
             .unwrap_or(self.keys.len());
         let mut rules = 0;
         for node in self.keys.get(start..end).unwrap_or(&[]) {
-            // Length first: it rejects most keys without touching their bytes.
+            // Rule set, length and first byte reject almost every key before the bytes
+            // are compared.
             let want = node.key.as_bytes();
-            if node.rules & parent != 0 && want.len() == key.len() && want == key {
+            if node.rules & parent != 0
+                && want.len() == key.len()
+                && want.first() == key.first()
+                // Keys are short: a byte loop beats a `memcmp` call.
+                && want.iter().zip(key).all(|(a, b)| a == b)
+            {
                 rules |= node.rules;
             }
         }
@@ -213,6 +230,13 @@ impl Visitor for Extractor {
 
     fn index(&mut self, parent: Interest, depth: usize, _index: u64) -> Interest {
         parent & self.any_index.get(depth).copied().unwrap_or(0)
+    }
+
+    fn value_end(&mut self) {
+        if self.web_search_calls > 0 {
+            self.usage.web_search_requests = Some(self.web_search_calls);
+            self.web_search_calls = 0;
+        }
     }
 
     fn wants_string(&mut self, interest: Interest, path: &Path<'_>) -> bool {
@@ -224,6 +248,12 @@ impl Visitor for Extractor {
         let Some(target) = self.target(interest, path.len()) else {
             return;
         };
+        if target == Target::OutputItemType {
+            if value.as_str() == Some("web_search_call") {
+                self.web_search_calls = self.web_search_calls.saturating_add(1);
+            }
+            return;
+        }
         if target == Target::OutputText {
             if let Scalar::String(s) = value {
                 self.facts.output_text_bytes =
@@ -246,6 +276,49 @@ impl Visitor for Extractor {
                 match slot {
                     Some(existing) if existing == text => {}
                     _ => *slot = Some(text.to_owned()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
+    use super::*;
+    use crate::providers::{anthropic, openai};
+
+    #[test]
+    fn every_table_fits_the_interest_word() {
+        for table in [
+            openai::CHAT_COMPLETIONS,
+            openai::COMPLETIONS,
+            openai::EMBEDDINGS,
+            openai::RESPONSES,
+            anthropic::MESSAGES,
+        ] {
+            assert!(table.len() <= MAX_RULES);
+            assert!(table
+                .iter()
+                .all(|r| !r.path.is_empty() && r.path.len() <= MAX_RULE_DEPTH));
+        }
+    }
+
+    #[test]
+    fn no_two_rules_share_a_path() {
+        for table in [
+            openai::CHAT_COMPLETIONS,
+            openai::RESPONSES,
+            anthropic::MESSAGES,
+        ] {
+            for (i, a) in table.iter().enumerate() {
+                for b in table.iter().skip(i + 1) {
+                    assert_ne!(a.path, b.path, "{:?}", a.path);
                 }
             }
         }

@@ -7,7 +7,8 @@
 //! with `choices: []` (only when the client asked for `stream_options.include_usage`), and
 //! the Responses API repeats the whole response, usage included, in its terminal
 //! `response.completed` / `response.incomplete` / `response.failed` event; the same paths
-//! therefore serve the JSON body and every SSE event.
+//! therefore serve the JSON body and every SSE event. Responses API web searches are billed
+//! per call: the `web_search_call` items of the response object are counted.
 
 use crate::json::Step::{AnyIndex as Any, Key as K};
 
@@ -120,6 +121,7 @@ pub(crate) static RESPONSES: &[Rule] = &[
         &[K("output"), Any, K("content"), Any, K("text")],
         T::OutputText,
     ),
+    rule(&[K("output"), Any, K("type")], T::OutputItemType),
     rule(&[K("response"), K("usage"), K("input_tokens")], T::Input),
     rule(&[K("response"), K("usage"), K("output_tokens")], T::Output),
     rule(
@@ -144,6 +146,10 @@ pub(crate) static RESPONSES: &[Rule] = &[
     rule(&[K("response"), K("id")], T::Id),
     rule(&[K("response"), K("status")], T::FinishReason),
     rule(&[K("response"), K("service_tier")], T::ServiceTier),
+    rule(
+        &[K("response"), K("output"), Any, K("type")],
+        T::OutputItemType,
+    ),
     // `response.output_text.delta` and `response.function_call_arguments.delta` events.
     rule(&[K("delta")], T::OutputText),
 ];

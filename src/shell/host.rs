@@ -91,7 +91,9 @@ pub(crate) struct HostClock;
 impl HostClock {
     pub(crate) fn try_now_unix_millis(&self) -> Result<u64, HostError> {
         let now = hostcalls::get_current_time().map_err(host_error)?;
-        let since = now.duration_since(UNIX_EPOCH).map_err(|_| HostError::Failed)?;
+        let since = now
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| HostError::Failed)?;
         Ok(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
     }
 }

@@ -34,7 +34,11 @@ fn header_value(context_id: u32, map: MapType, name: &str) -> Option<String> {
     match hostcalls::get_map_value_bytes(map, name) {
         Ok(value) => value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
         Err(status) => {
-            log(LogLevel::Warn, context_id, &format!("cannot read header {name}: {status:?}"));
+            log(
+                LogLevel::Warn,
+                context_id,
+                &format!("cannot read header {name}: {status:?}"),
+            );
             None
         }
     }
@@ -62,7 +66,12 @@ impl RequestHead for HostRequestHead {
 
 impl Http {
     pub(crate) fn new(context_id: u32, shared: Option<Rc<Shared>>) -> Self {
-        Self { context_id, shared, exchange: None, local_reply: false }
+        Self {
+            context_id,
+            shared,
+            exchange: None,
+            local_reply: false,
+        }
     }
 
     fn log(&self, level: LogLevel, message: &str) {
@@ -86,7 +95,10 @@ impl Http {
         match hostcalls::get_buffer(buffer, 0, size) {
             Ok(bytes) => bytes.unwrap_or_default(),
             Err(status) => {
-                self.log(LogLevel::Warn, &format!("cannot read {buffer:?}: {status:?}"));
+                self.log(
+                    LogLevel::Warn,
+                    &format!("cannot read {buffer:?}: {status:?}"),
+                );
                 Vec::new()
             }
         }
@@ -95,21 +107,30 @@ impl Http {
     fn apply_edits(&self, edits: &RequestEdits) {
         for name in &edits.remove_headers {
             if let Err(status) = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name) {
-                self.log(LogLevel::Warn, &format!("cannot remove request header {name}: {status:?}"));
+                self.log(
+                    LogLevel::Warn,
+                    &format!("cannot remove request header {name}: {status:?}"),
+                );
             }
         }
         for (name, value) in &edits.set_headers {
             if let Err(status) =
                 hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
             {
-                self.log(LogLevel::Warn, &format!("cannot set request header {name}: {status:?}"));
+                self.log(
+                    LogLevel::Warn,
+                    &format!("cannot set request header {name}: {status:?}"),
+                );
             }
         }
     }
 
     fn apply_metrics(&self, shared: &Shared, updates: &[crate::telemetry::MetricUpdate]) {
         let Ok(mut metrics) = shared.vm.metrics.try_borrow_mut() else {
-            self.log(LogLevel::Error, "metrics state busy; stats for this request dropped");
+            self.log(
+                LogLevel::Error,
+                "metrics state busy; stats for this request dropped",
+            );
             return;
         };
         let failed = adapter::apply(&mut *metrics, updates);
@@ -130,7 +151,10 @@ impl Http {
         let record = exchange.finish(now);
         for (key, value) in adapter::filter_state(&record) {
             if let Err(status) = hostcalls::set_property(vec![key], Some(value.as_bytes())) {
-                self.log(LogLevel::Warn, &format!("cannot set filter state {key}: {status:?}"));
+                self.log(
+                    LogLevel::Warn,
+                    &format!("cannot set filter state {key}: {status:?}"),
+                );
             }
         }
         let Some(shared) = self.shared.clone() else {
@@ -139,7 +163,10 @@ impl Http {
         let updates = match shared.vm.telemetry.try_borrow_mut() {
             Ok(mut telemetry) => adapter::metric_plan(&record, &mut telemetry, &HostSharedStore),
             Err(_) => {
-                self.log(LogLevel::Error, "telemetry state busy; stats for this request dropped");
+                self.log(
+                    LogLevel::Error,
+                    "telemetry state busy; stats for this request dropped",
+                );
                 return;
             }
         };
@@ -149,17 +176,29 @@ impl Http {
     /// Answers the request from the filter itself (e.g. a budget rejection). The reply runs
     /// back through the response callbacks; `local_reply` keeps it out of response metering.
     #[allow(dead_code)] // the entry point for budget enforcement, which lands separately
-    pub(crate) fn send_local_reply(&mut self, status: u32, headers: Vec<(&str, &str)>, body: &[u8]) {
+    pub(crate) fn send_local_reply(
+        &mut self,
+        status: u32,
+        headers: Vec<(&str, &str)>,
+        body: &[u8],
+    ) {
         self.local_reply = true;
         if let Err(status) = hostcalls::send_http_response(status, headers, Some(body)) {
-            self.log(LogLevel::Error, &format!("cannot send local reply: {status:?}"));
+            self.log(
+                LogLevel::Error,
+                &format!("cannot send local reply: {status:?}"),
+            );
             self.local_reply = false;
         }
     }
 
     #[cfg(feature = "test-panic")]
     fn maybe_test_panic(&self) {
-        let requested = header_value(self.context_id, MapType::HttpRequestHeaders, "x-tokenmeter-test-panic");
+        let requested = header_value(
+            self.context_id,
+            MapType::HttpRequestHeaders,
+            "x-tokenmeter-test-panic",
+        );
         if requested.as_deref() == Some("1") {
             // Only in builds with the `test-panic` feature: lets the end-to-end suite check
             // that a panic is logged and the VM is reloaded without taking traffic down.
@@ -181,13 +220,17 @@ impl HttpContext for Http {
         let Some(shared) = self.shared.clone() else {
             return Action::Continue;
         };
-        let head = HostRequestHead { context_id: self.context_id };
+        let head = HostRequestHead {
+            context_id: self.context_id,
+        };
         match Exchange::begin(&shared.config, &head) {
             Some((mut exchange, edits)) => {
                 self.apply_edits(&edits);
                 match HostClock.try_now_unix_millis() {
                     Ok(now) => exchange.set_start_time(now),
-                    Err(error) => self.log(LogLevel::Warn, &format!("cannot read the clock: {error}")),
+                    Err(error) => {
+                        self.log(LogLevel::Warn, &format!("cannot read the clock: {error}"))
+                    }
                 }
                 if end_of_stream {
                     exchange.on_request_body(&[], true);

@@ -38,7 +38,11 @@ pub(crate) struct Root {
 
 impl Root {
     pub(crate) fn new(context_id: u32) -> Self {
-        Self { context_id, vm: Rc::new(VmState::default()), shared: None }
+        Self {
+            context_id,
+            vm: Rc::new(VmState::default()),
+            shared: None,
+        }
     }
 }
 
@@ -67,9 +71,16 @@ impl RootContext for Root {
                 // it drops is under one nano-USD per series).
                 match self.vm.telemetry.try_borrow_mut() {
                     Ok(mut telemetry) => *telemetry = adapter::telemetry_state(&config),
-                    Err(_) => log(LogLevel::Warn, self.context_id, "telemetry state busy; kept"),
+                    Err(_) => log(
+                        LogLevel::Warn,
+                        self.context_id,
+                        "telemetry state busy; kept",
+                    ),
                 }
-                self.shared = Some(Rc::new(Shared { config, vm: Rc::clone(&self.vm) }));
+                self.shared = Some(Rc::new(Shared {
+                    config,
+                    vm: Rc::clone(&self.vm),
+                }));
                 log(LogLevel::Info, self.context_id, "configured");
                 true
             }

@@ -115,3 +115,28 @@ def test_panic_is_logged_and_the_vm_reloads(panic_envoy, tag):
     entry = panic_envoy.wait_entry(lambda e: e.get("llm.customer") == tag
                                    and e.get("response_code") == 200)
     assert entry["gen_ai.usage.input_tokens"] == "8"
+
+
+def test_stream_chunks_are_not_held_back(envoy, tag):
+    # The upstream spends ~1.2 s on four pieces; the first piece must reach the client long
+    # before the stream ends, or the filter is buffering.
+    body = json.dumps({"model": "gpt-5-nano", "stream": True,
+                       "stream_options": {"include_usage": True}})
+    conn = http.client.HTTPConnection("127.0.0.1", envoy.listener_port, timeout=30)
+    try:
+        start = time.monotonic()
+        conn.request("POST", "/v1/chat/completions", body=body, headers={
+            "content-type": "application/json", "x-llm-customer": tag,
+            "x-mock-delay-ms": "400", "x-mock-chunks": "4"})
+        resp = conn.getresponse()
+        first = resp.read1(65536)
+        first_at = time.monotonic() - start
+        rest = resp.read()
+        total = time.monotonic() - start
+    finally:
+        conn.close()
+    assert first and rest
+    assert total >= 1.2
+    assert first_at < 0.8, f"first bytes after {first_at:.2f}s of a {total:.2f}s stream"
+    entry = envoy.wait_entry(lambda e: e.get("llm.customer") == tag)
+    assert entry["gen_ai.usage.output_tokens"] == "286"
