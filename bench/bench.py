@@ -236,6 +236,8 @@ class Procs:
 
 def port_free(port):
     with socket.socket() as s:
+        # Envoy binds with SO_REUSEADDR, so TIME_WAIT leftovers of a previous run are fine.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
