@@ -1,3 +1,644 @@
-//! STUB owned by the pipeline work: the plugin configuration.
-#[derive(Debug, Clone, Default)]
-pub struct Config {}
+//! The plugin configuration: parsed once at configure time, read-only afterwards.
+//!
+//! The configuration is JSON. `{}` and an empty byte string are valid and mean "detect the
+//! provider from the path, use the built-in prices and the default attribution headers".
+//! Every object rejects unknown fields, and every error names the field path (for example
+//! `attribution.customer_header: expected a string, got a number`), because a configuration
+//! mistake must fail the load loudly (the shipped configs use `FAIL_RELOAD`) instead of
+//! silently metering with defaults.
+//!
+//! Parsing is two-layered on purpose: serde derives (with `deny_unknown_fields`) fix the shape
+//! of each object, with every field held as a raw `serde_json::Value`; small typed readers
+//! then convert each field knowing its path. serde alone reports *what* is wrong but not
+//! *where*, and the field path is what an operator needs.
+//!
+//! The [`Config`] also owns the [`PriceTable`], built once here so that no request pays for it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::pricing::PriceTable;
+use crate::providers::{Api, Operation, Provider, Route};
+
+/// Default header carrying the feature (product area) a request is billed to.
+pub const DEFAULT_FEATURE_HEADER: &str = "x-llm-feature";
+/// Default header carrying the customer (tenant) a request is billed to.
+pub const DEFAULT_CUSTOMER_HEADER: &str = "x-llm-customer";
+/// Default header carrying the end user; never used as a metric label.
+pub const DEFAULT_USER_HEADER: &str = "x-llm-user";
+/// Attribution value used when a header is absent or empty.
+pub const DEFAULT_ATTRIBUTION_VALUE: &str = "unknown";
+/// Default bound on the decompressed size of one response body (16 MiB).
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 16 * 1024 * 1024;
+/// Default cap on distinct label values per dimension per VM.
+pub const DEFAULT_MAX_LABEL_VALUES: u64 = 100;
+/// Upper bound accepted for `metrics.max_label_values`: the guard keeps every admitted value
+/// in memory, so the cap is also a memory bound.
+pub const MAX_MAX_LABEL_VALUES: u64 = 100_000;
+/// Longest accepted attribution default value; metric label values are capped at 64 too.
+pub const MAX_DEFAULT_VALUE_LEN: usize = 64;
+
+/// A configuration the filter refused to load.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// The bytes are not JSON (or not UTF-8).
+    #[error("configuration is not valid JSON: {0}")]
+    Syntax(String),
+    /// A field has the wrong type, an invalid value, or is unknown.
+    #[error("{path}: {message}")]
+    Field { path: String, message: String },
+}
+
+impl ConfigError {
+    fn field(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Field { path: path.into(), message: message.into() }
+    }
+
+    /// The field path the error is about (`None` for syntax errors).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            ConfigError::Syntax(_) => None,
+            ConfigError::Field { path, .. } => Some(path),
+        }
+    }
+}
+
+/// Which headers carry attribution, and the value used when one is absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributionConfig {
+    /// Lowercase header name.
+    pub feature_header: String,
+    /// Lowercase header name.
+    pub customer_header: String,
+    /// Lowercase header name.
+    pub user_header: String,
+    pub default_value: String,
+}
+
+impl Default for AttributionConfig {
+    fn default() -> Self {
+        Self {
+            feature_header: DEFAULT_FEATURE_HEADER.to_string(),
+            customer_header: DEFAULT_CUSTOMER_HEADER.to_string(),
+            user_header: DEFAULT_USER_HEADER.to_string(),
+            default_value: DEFAULT_ATTRIBUTION_VALUE.to_string(),
+        }
+    }
+}
+
+/// Metric options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Distinct values admitted per label dimension before new ones become `other`.
+    pub max_label_values: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { max_label_values: DEFAULT_MAX_LABEL_VALUES }
+    }
+}
+
+/// A per-route override: requests whose path starts with `path_prefix` (and, if given, whose
+/// authority matches) are metered as `api`/`provider` instead of what detection says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteOverride {
+    pub path_prefix: String,
+    /// Lowercase host without port; `None` matches any authority.
+    pub authority: Option<String>,
+    pub provider: Option<Provider>,
+    pub api: Option<Api>,
+}
+
+/// The configured names of APIs, as written in `routes[].api`.
+pub const API_NAMES: &[(&str, Api)] = &[
+    ("openai.chat_completions", Api::OpenAiChatCompletions),
+    ("openai.responses", Api::OpenAiResponses),
+    ("openai.embeddings", Api::OpenAiEmbeddings),
+    ("openai.completions", Api::OpenAiCompletions),
+    ("anthropic.messages", Api::AnthropicMessages),
+];
+
+/// The providers accepted in `routes[].provider`, by their `gen_ai.provider.name`.
+pub const PROVIDERS: &[Provider] = &[Provider::OpenAi, Provider::AzureOpenAi, Provider::Anthropic];
+
+/// The provider and operation an API implies when a route names only the API.
+pub fn api_defaults(api: Api) -> (Provider, Operation) {
+    match api {
+        Api::OpenAiChatCompletions | Api::OpenAiResponses => (Provider::OpenAi, Operation::Chat),
+        Api::OpenAiEmbeddings => (Provider::OpenAi, Operation::Embeddings),
+        Api::OpenAiCompletions => (Provider::OpenAi, Operation::TextCompletion),
+        Api::AnthropicMessages => (Provider::Anthropic, Operation::Chat),
+    }
+}
+
+impl RouteOverride {
+    /// Whether this override applies to a request.
+    pub fn matches(&self, path: &str, authority: &str) -> bool {
+        if !path.starts_with(self.path_prefix.as_str()) {
+            return false;
+        }
+        match &self.authority {
+            None => true,
+            Some(want) => host_of(authority).eq_ignore_ascii_case(want),
+        }
+    }
+
+    /// The route for a matching request. `detected` is what path detection found, used when
+    /// the override names only a provider.
+    pub fn apply(&self, detected: Option<Route>) -> Option<Route> {
+        match (self.api, detected) {
+            (Some(api), _) => {
+                let (provider, operation) = api_defaults(api);
+                Some(Route { provider: self.provider.unwrap_or(provider), operation, api })
+            }
+            (None, Some(route)) => Some(Route { provider: self.provider.unwrap_or(route.provider), ..route }),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Strips a port from an authority (`host:443` -> `host`, `[::1]:80` -> `[::1]`).
+fn host_of(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.split_inclusive(']').next().unwrap_or(authority);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+/// The loaded plugin configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub attribution: AttributionConfig,
+    /// Price overrides as given. PLACEHOLDER: the pricing work replaces this raw map with
+    /// `pricing::PriceOverrides`; until then it is only checked to be an object and is not
+    /// applied to [`Config::price_table`].
+    pub prices: Map<String, Value>,
+    /// Azure OpenAI deployment name -> model, for pricing when neither body names a model.
+    pub azure_deployments: BTreeMap<String, String>,
+    /// Per-route overrides; the longest matching `path_prefix` wins.
+    pub routes: Vec<RouteOverride>,
+    /// Bound on the decompressed size of one compressed response body.
+    pub max_decompressed_bytes: u64,
+    /// Remove `accept-encoding` from metered requests so upstreams answer uncompressed.
+    pub strip_accept_encoding: bool,
+    pub metrics: MetricsConfig,
+    /// Built-in prices plus overrides, built once at load and shared (not copied) with every
+    /// exchange, which needs it only when the request ends.
+    pub price_table: Arc<PriceTable>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            attribution: AttributionConfig::default(),
+            prices: Map::new(),
+            azure_deployments: BTreeMap::new(),
+            routes: Vec::new(),
+            max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
+            strip_accept_encoding: true,
+            metrics: MetricsConfig::default(),
+            price_table: Arc::new(PriceTable::builtin()),
+        }
+    }
+}
+
+// The raw shapes. Every field stays a `Value` so that the typed readers below can name the
+// path; `deny_unknown_fields` rejects misspelt keys at every level.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    attribution: Option<Value>,
+    #[serde(default)]
+    prices: Option<Value>,
+    #[serde(default)]
+    azure_deployments: Option<Value>,
+    #[serde(default)]
+    routes: Option<Value>,
+    #[serde(default)]
+    max_decompressed_bytes: Option<Value>,
+    #[serde(default)]
+    strip_accept_encoding: Option<Value>,
+    #[serde(default)]
+    metrics: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAttribution {
+    #[serde(default)]
+    feature_header: Option<Value>,
+    #[serde(default)]
+    customer_header: Option<Value>,
+    #[serde(default)]
+    user_header: Option<Value>,
+    #[serde(default)]
+    default_value: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    #[serde(default)]
+    max_label_values: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    #[serde(default)]
+    path_prefix: Option<Value>,
+    #[serde(default)]
+    authority: Option<Value>,
+    #[serde(default)]
+    provider: Option<Value>,
+    #[serde(default)]
+    api: Option<Value>,
+}
+
+impl Config {
+    /// Parses and validates the plugin configuration.
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Config::default());
+        }
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let raw: RawConfig = object(value, "")?;
+        let mut config = Config::default();
+        if let Some(v) = raw.attribution {
+            config.attribution = attribution(v)?;
+        }
+        if let Some(v) = raw.prices {
+            config.prices = match v {
+                Value::Object(map) => map,
+                other => return Err(type_error("prices", "an object", &other)),
+            };
+            config.price_table = Arc::new(price_table(&config.prices)?);
+        }
+        if let Some(v) = raw.azure_deployments {
+            config.azure_deployments = deployments(v)?;
+        }
+        if let Some(v) = raw.routes {
+            config.routes = routes(v)?;
+        }
+        if let Some(v) = raw.max_decompressed_bytes {
+            config.max_decompressed_bytes = positive(v, "max_decompressed_bytes")?;
+        }
+        if let Some(v) = raw.strip_accept_encoding {
+            config.strip_accept_encoding = boolean(v, "strip_accept_encoding")?;
+        }
+        if let Some(v) = raw.metrics {
+            let m: RawMetrics = object(v, "metrics")?;
+            if let Some(v) = m.max_label_values {
+                let n = positive(v, "metrics.max_label_values")?;
+                if n > MAX_MAX_LABEL_VALUES {
+                    return Err(ConfigError::field(
+                        "metrics.max_label_values",
+                        format!("must be at most {MAX_MAX_LABEL_VALUES}"),
+                    ));
+                }
+                config.metrics.max_label_values = n;
+            }
+        }
+        Ok(config)
+    }
+
+    /// The override for a request, if any: the longest matching prefix wins, so a specific
+    /// route can refine a broad one regardless of order.
+    pub fn route_override(&self, path: &str, authority: &str) -> Option<&RouteOverride> {
+        self.routes
+            .iter()
+            .filter(|r| r.matches(path, authority))
+            .max_by_key(|r| r.path_prefix.len())
+    }
+}
+
+/// Builds the price table from the `prices` section. PLACEHOLDER: once
+/// `pricing::PriceOverrides` is merged this becomes
+/// `PriceTable::builtin().with_overrides(&serde_json::from_value(prices)?)` with both errors
+/// mapped to a `ConfigError::Field` under `prices`.
+fn price_table(_prices: &Map<String, Value>) -> Result<PriceTable, ConfigError> {
+    Ok(PriceTable::builtin())
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn type_error(path: &str, expected: &str, got: &Value) -> ConfigError {
+    ConfigError::field(path, format!("expected {expected}, got {}", json_kind(got)))
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Deserializes an object shape; the only errors left are a non-object or an unknown key.
+fn object<T: for<'de> Deserialize<'de>>(v: Value, path: &str) -> Result<T, ConfigError> {
+    let Value::Object(map) = v else {
+        let shown = if path.is_empty() { "configuration" } else { path };
+        return Err(type_error(shown, "an object", &v));
+    };
+    // Name the unknown key itself in the path; serde's message then lists the valid ones.
+    let keys: Vec<String> = map.keys().cloned().collect();
+    serde_json::from_value(Value::Object(map)).map_err(|e| {
+        let message = e.to_string();
+        let unknown = keys.iter().find(|k| message.contains(&format!("unknown field `{k}`")));
+        match unknown {
+            Some(k) => ConfigError::field(join(path, k), message),
+            None => ConfigError::field(if path.is_empty() { "configuration" } else { path }, message),
+        }
+    })
+}
+
+fn string(v: Value, path: &str) -> Result<String, ConfigError> {
+    match v {
+        Value::String(s) => Ok(s),
+        other => Err(type_error(path, "a string", &other)),
+    }
+}
+
+fn boolean(v: Value, path: &str) -> Result<bool, ConfigError> {
+    match v {
+        Value::Bool(b) => Ok(b),
+        other => Err(type_error(path, "a boolean", &other)),
+    }
+}
+
+fn positive(v: Value, path: &str) -> Result<u64, ConfigError> {
+    match v.as_u64() {
+        Some(0) => Err(ConfigError::field(path, "must be greater than 0")),
+        Some(n) => Ok(n),
+        None => Err(type_error(path, "a positive integer", &v)),
+    }
+}
+
+/// An HTTP header name: RFC 9110 token characters, stored lowercase because Envoy presents
+/// header names lowercase.
+fn header_name(v: Value, path: &str) -> Result<String, ConfigError> {
+    let name = string(v, path)?;
+    if name.is_empty() {
+        return Err(ConfigError::field(path, "must not be empty"));
+    }
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !name.bytes().all(token) {
+        return Err(ConfigError::field(path, format!("`{name}` is not a valid header name")));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
+    let raw: RawAttribution = object(v, "attribution")?;
+    let mut out = AttributionConfig::default();
+    if let Some(v) = raw.feature_header {
+        out.feature_header = header_name(v, "attribution.feature_header")?;
+    }
+    if let Some(v) = raw.customer_header {
+        out.customer_header = header_name(v, "attribution.customer_header")?;
+    }
+    if let Some(v) = raw.user_header {
+        out.user_header = header_name(v, "attribution.user_header")?;
+    }
+    if let Some(v) = raw.default_value {
+        let path = "attribution.default_value";
+        let value = string(v, path)?;
+        if value.is_empty() {
+            return Err(ConfigError::field(path, "must not be empty"));
+        }
+        if value.len() > MAX_DEFAULT_VALUE_LEN {
+            return Err(ConfigError::field(path, format!("must be at most {MAX_DEFAULT_VALUE_LEN} bytes")));
+        }
+        // The default is used as a metric label as is, so it must already be a clean label.
+        if crate::attribution::sanitize_label(&value) != value {
+            return Err(ConfigError::field(path, "may only contain A-Z a-z 0-9 _ - : / . @"));
+        }
+        out.default_value = value;
+    }
+    Ok(out)
+}
+
+fn deployments(v: Value) -> Result<BTreeMap<String, String>, ConfigError> {
+    let Value::Object(map) = v else {
+        return Err(type_error("azure_deployments", "an object", &v));
+    };
+    let mut out = BTreeMap::new();
+    for (name, model) in map {
+        let path = format!("azure_deployments.{name}");
+        if name.is_empty() {
+            return Err(ConfigError::field("azure_deployments", "deployment names must not be empty"));
+        }
+        let model = string(model, &path)?;
+        if model.is_empty() {
+            return Err(ConfigError::field(path, "model must not be empty"));
+        }
+        out.insert(name, model);
+    }
+    Ok(out)
+}
+
+fn routes(v: Value) -> Result<Vec<RouteOverride>, ConfigError> {
+    let Value::Array(items) = v else {
+        return Err(type_error("routes", "an array", &v));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let base = format!("routes[{i}]");
+        let raw: RawRoute = object(item, &base)?;
+        let path_field = format!("{base}.path_prefix");
+        let path_prefix = match raw.path_prefix {
+            Some(v) => string(v, &path_field)?,
+            None => return Err(ConfigError::field(path_field, "is required")),
+        };
+        if !path_prefix.starts_with('/') {
+            return Err(ConfigError::field(path_field, "must start with `/`"));
+        }
+        let authority = match raw.authority {
+            Some(v) => {
+                let field = format!("{base}.authority");
+                let host = string(v, &field)?;
+                if host.is_empty() {
+                    return Err(ConfigError::field(field, "must not be empty"));
+                }
+                Some(host_of(&host).to_ascii_lowercase())
+            }
+            None => None,
+        };
+        let provider = match raw.provider {
+            Some(v) => {
+                let field = format!("{base}.provider");
+                let name = string(v, &field)?;
+                let found = PROVIDERS.iter().copied().find(|p| p.name() == name);
+                match found {
+                    Some(p) => Some(p),
+                    None => {
+                        let known: Vec<&str> = PROVIDERS.iter().map(|p| p.name()).collect();
+                        return Err(ConfigError::field(
+                            field,
+                            format!("unknown provider `{name}`, expected one of {}", known.join(", ")),
+                        ));
+                    }
+                }
+            }
+            None => None,
+        };
+        let api = match raw.api {
+            Some(v) => {
+                let field = format!("{base}.api");
+                let name = string(v, &field)?;
+                match API_NAMES.iter().find(|(n, _)| *n == name) {
+                    Some((_, api)) => Some(*api),
+                    None => {
+                        let known: Vec<&str> = API_NAMES.iter().map(|(n, _)| *n).collect();
+                        return Err(ConfigError::field(
+                            field,
+                            format!("unknown api `{name}`, expected one of {}", known.join(", ")),
+                        ));
+                    }
+                }
+            }
+            None => None,
+        };
+        if provider.is_none() && api.is_none() {
+            return Err(ConfigError::field(base, "needs `provider`, `api` or both"));
+        }
+        out.push(RouteOverride { path_prefix, authority, provider, api });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+
+    fn err(json: &str) -> ConfigError {
+        Config::from_json(json.as_bytes()).expect_err(json)
+    }
+
+    #[test]
+    fn empty_object_and_empty_bytes_give_the_defaults() {
+        for input in ["{}", "", "  \n"] {
+            let c = Config::from_json(input.as_bytes()).unwrap();
+            assert_eq!(c.attribution, AttributionConfig::default());
+            assert_eq!(c.attribution.customer_header, "x-llm-customer");
+            assert_eq!(c.attribution.default_value, "unknown");
+            assert_eq!(c.max_decompressed_bytes, 16 * 1024 * 1024);
+            assert!(c.strip_accept_encoding);
+            assert_eq!(c.metrics.max_label_values, 100);
+            assert!(c.routes.is_empty() && c.azure_deployments.is_empty() && c.prices.is_empty());
+        }
+    }
+
+    #[test]
+    fn type_errors_name_the_field_path() {
+        let e = err(r#"{"attribution": {"customer_header": 5}}"#);
+        assert_eq!(e.to_string(), "attribution.customer_header: expected a string, got a number");
+        assert_eq!(e.path(), Some("attribution.customer_header"));
+        assert_eq!(err(r#"{"strip_accept_encoding": "yes"}"#).path(), Some("strip_accept_encoding"));
+        assert_eq!(err(r#"{"metrics": {"max_label_values": -1}}"#).path(), Some("metrics.max_label_values"));
+        assert_eq!(err(r#"{"azure_deployments": {"prod": 1}}"#).path(), Some("azure_deployments.prod"));
+        assert_eq!(err(r#"{"routes": [{"path_prefix": "/a", "api": 3}]}"#).path(), Some("routes[0].api"));
+        assert_eq!(err(r#"{"attribution": []}"#).path(), Some("attribution"));
+        assert_eq!(err("[]").path(), Some("configuration"));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_at_every_level() {
+        // A valid key next to the unknown one must not be blamed.
+        let e = err(r#"{"metrics": {}, "atribution": {}}"#);
+        assert_eq!(e.path(), Some("atribution"));
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        assert_eq!(err(r#"{"attribution": {"team_header": "x"}}"#).path(), Some("attribution.team_header"));
+        assert_eq!(err(r#"{"metrics": {"max": 3}}"#).path(), Some("metrics.max"));
+        assert_eq!(
+            err(r#"{"routes": [{"path_prefix": "/a", "api": "anthropic.messages", "x": 1}]}"#).path(),
+            Some("routes[0].x")
+        );
+    }
+
+    #[test]
+    fn values_are_validated_and_header_names_lowercased() {
+        let c = Config::from_json(br#"{"attribution": {"feature_header": "X-Team-Feature"}}"#).unwrap();
+        assert_eq!(c.attribution.feature_header, "x-team-feature");
+        assert_eq!(err(r#"{"attribution": {"user_header": ""}}"#).path(), Some("attribution.user_header"));
+        assert_eq!(err(r#"{"attribution": {"user_header": "a b"}}"#).path(), Some("attribution.user_header"));
+        assert_eq!(err(r#"{"attribution": {"default_value": "a;b"}}"#).path(), Some("attribution.default_value"));
+        assert_eq!(err(r#"{"max_decompressed_bytes": 0}"#).path(), Some("max_decompressed_bytes"));
+        assert_eq!(err(r#"{"metrics": {"max_label_values": 0}}"#).path(), Some("metrics.max_label_values"));
+        assert_eq!(
+            err(r#"{"metrics": {"max_label_values": 100001}}"#).path(),
+            Some("metrics.max_label_values")
+        );
+        assert_eq!(err(r#"{"prices": []}"#).path(), Some("prices"));
+        assert_eq!(err(r#"{"routes": [{"api": "openai.responses"}]}"#).path(), Some("routes[0].path_prefix"));
+        assert_eq!(err(r#"{"routes": [{"path_prefix": "/a"}]}"#).path(), Some("routes[0]"));
+        assert_eq!(
+            err(r#"{"routes": [{"path_prefix": "/a", "provider": "openia"}]}"#).path(),
+            Some("routes[0].provider")
+        );
+        assert!(matches!(Config::from_json(b"{"), Err(ConfigError::Syntax(_))));
+    }
+
+    #[test]
+    fn a_full_configuration_loads() {
+        let json = br#"{
+            "attribution": {"feature_header": "x-feature", "customer_header": "x-tenant",
+                            "user_header": "x-user", "default_value": "none"},
+            "prices": {"my-model": {"input": 1000}},
+            "azure_deployments": {"prod-gpt": "gpt-4o"},
+            "routes": [
+                {"path_prefix": "/llm/", "api": "openai.chat_completions"},
+                {"path_prefix": "/llm/claude/", "authority": "Gateway.internal:8443",
+                 "provider": "anthropic", "api": "anthropic.messages"}
+            ],
+            "max_decompressed_bytes": 1048576,
+            "strip_accept_encoding": false,
+            "metrics": {"max_label_values": 50}
+        }"#;
+        let c = Config::from_json(json).unwrap();
+        assert_eq!(c.attribution.customer_header, "x-tenant");
+        assert_eq!(c.azure_deployments.get("prod-gpt").map(String::as_str), Some("gpt-4o"));
+        assert_eq!(c.max_decompressed_bytes, 1_048_576);
+        assert!(!c.strip_accept_encoding);
+        assert_eq!(c.metrics.max_label_values, 50);
+        assert!(c.prices.contains_key("my-model"));
+        // Longest prefix wins, and the authority must match (port ignored, case-insensitive).
+        let hit = c.route_override("/llm/claude/v1/messages", "gateway.internal:8443").unwrap();
+        assert_eq!(hit.api, Some(Api::AnthropicMessages));
+        let broad = c.route_override("/llm/claude/v1/messages", "other.host").unwrap();
+        assert_eq!(broad.api, Some(Api::OpenAiChatCompletions));
+        assert!(c.route_override("/v1/chat/completions", "x").is_none());
+    }
+
+    #[test]
+    fn a_provider_only_override_keeps_the_detected_api() {
+        let o = RouteOverride {
+            path_prefix: "/".into(),
+            authority: None,
+            provider: Some(Provider::AzureOpenAi),
+            api: None,
+        };
+        let detected = Route { provider: Provider::OpenAi, operation: Operation::Chat, api: Api::OpenAiResponses };
+        let r = o.apply(Some(detected)).unwrap();
+        assert_eq!((r.provider, r.api), (Provider::AzureOpenAi, Api::OpenAiResponses));
+        assert_eq!(o.apply(None), None);
+    }
+}

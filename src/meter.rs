@@ -1,10 +1,30 @@
-//! STUB owned by the pipeline work: the per-request state machine the shell drives.
+//! The per-request state machine the shell drives: one [`Exchange`] per metered request.
 //!
-//! Contract for the shell: create an [`Exchange`] from the request head, feed it every
-//! callback, and at the end publish the [`Record`] through `telemetry`. Every method is
-//! infallible: whatever the bytes are, traffic continues and the record says what was missing.
+//! Contract for the shell: create an [`Exchange`] from the request head, apply the returned
+//! [`RequestEdits`], feed it every callback, and at the end publish the [`Record`] through
+//! `telemetry`. Every method is infallible and bounded: whatever the bytes are, traffic
+//! continues, memory stays fixed (scanners keep bounded state, the decoder a fixed window),
+//! and the record says what was missing and why. Bodies are never buffered.
+//!
+//! The exchange is where the layers meet: `providers` detects the route and scans bodies,
+//! `decode` undoes `content-encoding`, `usage` normalises, `pricing` prices, `attribution`
+//! names who pays. It holds no process-wide state; the label guard and cost carry that span
+//! requests belong to the caller (see `telemetry::metric_plan`).
 
+use std::sync::Arc;
+
+use crate::attribution::Attribution;
 use crate::config::Config;
+use crate::decode::{parse_content_encoding, DecodeError, Decoder};
+use crate::pricing::{self, PicoUsd, PriceTable};
+use crate::providers::{self, Provider, RequestFacts, RequestScanner, ResponseFacts, ResponseOutcome, ResponseScanner, Route};
+use crate::usage::{NormalizedUsage, UsageSource};
+
+/// Header removed from metered requests so that upstreams answer uncompressed.
+pub const ACCEPT_ENCODING: &str = "accept-encoding";
+
+/// Longest Azure deployment name kept from a path.
+const MAX_DEPLOYMENT_LEN: usize = 256;
 
 /// What the shell can tell about the request head.
 pub trait RequestHead {
@@ -21,23 +41,310 @@ pub struct RequestEdits {
     pub set_headers: Vec<(String, String)>,
 }
 
-/// One metered request, from request headers to the end of the response.
-pub struct Exchange {}
+/// Why usage is missing, in records and logs (`llm.usage_missing_reason`).
+pub mod missing {
+    /// No response headers arrived (reset or local reply before upstream answered).
+    pub const NO_RESPONSE: &str = "no_response";
+    /// The body was read but held no usage (e.g. a stream without `include_usage`).
+    pub const NOT_REPORTED: &str = "not_reported";
+    /// The body could not be read as the API's format.
+    pub const UNREADABLE: &str = "unreadable";
+}
 
 /// Everything published for one request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Record {}
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub route: Route,
+    pub request: RequestFacts,
+    pub response: ResponseFacts,
+    /// HTTP status of the response, if headers arrived.
+    pub status: Option<u16>,
+    /// OpenTelemetry-meaning usage; all 0 when missing.
+    pub usage: NormalizedUsage,
+    pub usage_source: UsageSource,
+    /// Why usage is missing (`None` when reported); a `missing::*` or `DecodeError::kind` name.
+    pub usage_missing_reason: Option<&'static str>,
+    /// Canonical model name the price came from; `None` when unpriced.
+    pub priced_model: Option<String>,
+    /// `None` when unpriced or when usage is missing: never a made-up $0.
+    pub cost: Option<PicoUsd>,
+    pub attribution: Attribution,
+    /// Azure OpenAI deployment name from the path.
+    pub azure_deployment: Option<String>,
+    /// The model `azure_deployments` maps the deployment to.
+    pub deployment_model: Option<String>,
+    /// PLACEHOLDER until pricing versions its table; always `None` for now.
+    pub price_table_version: Option<String>,
+    /// From [`Exchange::set_start_time`] to [`Exchange::finish`], when the start was given.
+    pub duration_ms: Option<u64>,
+}
+
+/// Decoding state of one body direction.
+struct Body {
+    decoder: Option<Decoder>,
+    /// Set when the body's encoding is unsupported or decoding failed; the scanner then sees
+    /// no (more) bytes.
+    error: Option<DecodeError>,
+}
+
+impl Body {
+    fn new(content_encoding: Option<String>, max_output: u64) -> Self {
+        match content_encoding.as_deref().map(parse_content_encoding) {
+            None | Some(Ok(None)) => Body { decoder: None, error: None },
+            Some(Ok(Some(c))) => Body { decoder: Some(Decoder::new(c, max_output)), error: None },
+            Some(Err(e)) => Body { decoder: None, error: Some(e) },
+        }
+    }
+
+    /// Passes a chunk (decoded if needed) to `sink`.
+    fn feed(&mut self, chunk: &[u8], sink: &mut dyn FnMut(&[u8])) {
+        if self.error.is_some() {
+            return;
+        }
+        match &mut self.decoder {
+            None => sink(chunk),
+            Some(d) => {
+                if let Err(e) = d.feed(chunk, sink) {
+                    self.error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Ends the body; a truncated compressed stream is recorded as an error.
+    fn end(&mut self) {
+        if let (None, Some(d)) = (&self.error, &mut self.decoder) {
+            if let Err(e) = d.finish() {
+                self.error = Some(e);
+            }
+        }
+        // Frees the decoder's window as soon as the body is complete.
+        self.decoder = None;
+    }
+}
+
+struct ResponseSide {
+    body: Body,
+    scanner: ResponseScanner,
+    outcome: Option<ResponseOutcome>,
+}
+
+impl ResponseSide {
+    fn finish(&mut self) -> ResponseOutcome {
+        if let Some(o) = &self.outcome {
+            return o.clone();
+        }
+        self.body.end();
+        let o = self.scanner.finish();
+        self.outcome = Some(o.clone());
+        o
+    }
+}
+
+/// One metered request, from request headers to the end of the response.
+pub struct Exchange {
+    route: Route,
+    max_decompressed_bytes: u64,
+    prices: Arc<PriceTable>,
+    attribution: Attribution,
+    azure_deployment: Option<String>,
+    deployment_model: Option<String>,
+    request_body: Body,
+    request_scanner: RequestScanner,
+    request_facts: Option<RequestFacts>,
+    response: Option<ResponseSide>,
+    status: Option<u16>,
+    started_unix_millis: Option<u64>,
+    record: Option<Record>,
+}
 
 impl Exchange {
     /// Starts metering; `None` for traffic that is not a known LLM API (counted, untouched).
-    pub fn begin(_config: &Config, _head: &dyn RequestHead) -> Option<(Exchange, RequestEdits)> {
-        None
+    pub fn begin(config: &Config, head: &dyn RequestHead) -> Option<(Exchange, RequestEdits)> {
+        let path = head.path().unwrap_or_default();
+        let authority = head.authority().unwrap_or_default();
+        let detected = providers::detect(&path, &authority);
+        let route = match config.route_override(&path, &authority) {
+            Some(o) => o.apply(detected),
+            None => detected,
+        }?;
+        let azure_deployment = azure_deployment(&path);
+        let deployment_model = azure_deployment.as_ref().and_then(|d| config.azure_deployments.get(d)).cloned();
+        let mut edits = RequestEdits::default();
+        if config.strip_accept_encoding && head.header(ACCEPT_ENCODING).is_some() {
+            edits.remove_headers.push(ACCEPT_ENCODING.to_string());
+        }
+        let exchange = Exchange {
+            route,
+            max_decompressed_bytes: config.max_decompressed_bytes,
+            prices: Arc::clone(&config.price_table),
+            attribution: Attribution::from_headers(&config.attribution, &|name| head.header(name)),
+            azure_deployment,
+            deployment_model,
+            request_body: Body::new(head.header("content-encoding"), config.max_decompressed_bytes),
+            request_scanner: RequestScanner::new(route.api),
+            request_facts: None,
+            response: None,
+            status: None,
+            started_unix_millis: None,
+            record: None,
+        };
+        Some((exchange, edits))
     }
-    pub fn on_request_body(&mut self, _chunk: &[u8], _end_of_stream: bool) {}
-    pub fn on_response_headers(&mut self, _status: Option<u16>, _header: &dyn Fn(&str) -> Option<String>) {}
-    pub fn on_response_body(&mut self, _chunk: &[u8], _end_of_stream: bool) {}
-    /// Ends the exchange (normal end, client disconnect or upstream reset alike).
-    pub fn finish(&mut self, _now_unix_millis: u64) -> Record {
-        Record {}
+
+    /// The route being metered.
+    pub fn route(&self) -> Route {
+        self.route
+    }
+
+    /// Attribution read from the request head (for budgets and logs before the end).
+    pub fn attribution(&self) -> &Attribution {
+        &self.attribution
+    }
+
+    /// Records when the request started, so that the record carries a duration.
+    pub fn set_start_time(&mut self, now_unix_millis: u64) {
+        self.started_unix_millis = Some(now_unix_millis);
+    }
+
+    pub fn on_request_body(&mut self, chunk: &[u8], end_of_stream: bool) {
+        if self.record.is_some() || self.request_facts.is_some() {
+            return;
+        }
+        let scanner = &mut self.request_scanner;
+        self.request_body.feed(chunk, &mut |piece| scanner.feed(piece));
+        if end_of_stream {
+            self.request_body.end();
+            self.request_facts = Some(self.request_scanner.finish());
+        }
+    }
+
+    /// Picks the body framing from `content-type` and decoding from `content-encoding`.
+    /// Later calls replace earlier ones (the last headers describe the body that follows).
+    pub fn on_response_headers(&mut self, status: Option<u16>, header: &dyn Fn(&str) -> Option<String>) {
+        if self.record.is_some() {
+            return;
+        }
+        self.status = status;
+        let content_type = header("content-type");
+        self.response = Some(ResponseSide {
+            body: Body::new(header("content-encoding"), self.max_decompressed_bytes),
+            scanner: ResponseScanner::new(self.route.api, content_type.as_deref()),
+            outcome: None,
+        });
+    }
+
+    pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool) {
+        if self.record.is_some() {
+            return;
+        }
+        // Body without headers should not happen; scan it as the API's default format.
+        let api = self.route.api;
+        let max = self.max_decompressed_bytes;
+        let side = self.response.get_or_insert_with(|| ResponseSide {
+            body: Body::new(None, max),
+            scanner: ResponseScanner::new(api, None),
+            outcome: None,
+        });
+        if side.outcome.is_some() {
+            return;
+        }
+        let scanner = &mut side.scanner;
+        side.body.feed(chunk, &mut |piece| scanner.feed(piece));
+        if end_of_stream {
+            side.finish();
+        }
+    }
+
+    /// Ends the exchange (normal end, client disconnect or upstream reset alike). Calling it
+    /// again returns the same record; callbacks after it are ignored.
+    pub fn finish(&mut self, now_unix_millis: u64) -> Record {
+        if let Some(r) = &self.record {
+            return r.clone();
+        }
+        let request = match self.request_facts.take() {
+            Some(f) => f,
+            None => {
+                self.request_body.end();
+                self.request_scanner.finish()
+            }
+        };
+        let (outcome, decode_error) = match &mut self.response {
+            Some(side) => (Some(side.finish()), side.body.error.clone()),
+            None => (None, None),
+        };
+        let reported = outcome.as_ref().is_some_and(|o| o.usage.is_reported());
+        let usage = match (&outcome, reported) {
+            (Some(o), true) => o.usage.normalize(o.conventions),
+            _ => NormalizedUsage::default(),
+        };
+        let usage_missing_reason = match (&outcome, reported) {
+            (_, true) => None,
+            (None, _) => Some(missing::NO_RESPONSE),
+            (Some(o), false) => Some(match &decode_error {
+                Some(e) => e.kind(),
+                None if o.unreadable => missing::UNREADABLE,
+                None => missing::NOT_REPORTED,
+            }),
+        };
+        let response = outcome.map(|o| o.facts).unwrap_or_default();
+        let priced = [response.model.as_deref(), request.model.as_deref(), self.deployment_model.as_deref()]
+            .into_iter()
+            .flatten()
+            .find_map(|model| self.prices.resolve(model));
+        let priced_model = priced.map(|(name, _)| name.to_string());
+        let cost = match priced {
+            Some((_, price)) if reported => Some(pricing::cost(price, &usage)),
+            _ => None,
+        };
+        let record = Record {
+            route: self.route,
+            request,
+            response,
+            status: self.status,
+            usage,
+            usage_source: if reported { UsageSource::Reported } else { UsageSource::Missing },
+            usage_missing_reason,
+            priced_model,
+            cost,
+            attribution: self.attribution.clone(),
+            azure_deployment: self.azure_deployment.clone(),
+            deployment_model: self.deployment_model.clone(),
+            price_table_version: None,
+            duration_ms: self.started_unix_millis.map(|s| now_unix_millis.saturating_sub(s)),
+        };
+        // Drop the per-body state now: the exchange may live on until the stream is destroyed.
+        self.response = None;
+        self.record = Some(record.clone());
+        record
+    }
+}
+
+/// The deployment in an Azure OpenAI path, `/openai/deployments/{name}/...`.
+fn azure_deployment(path: &str) -> Option<String> {
+    let path = path.split('?').next().unwrap_or(path);
+    let rest = path.split("/openai/deployments/").nth(1)?;
+    let name = rest.split('/').next()?;
+    (!name.is_empty() && name.len() <= MAX_DEPLOYMENT_LEN).then(|| crate::attribution::log_safe(name))
+}
+
+/// Whether a provider is one of the OpenAI-compatible family (for `service_tier` naming).
+pub fn is_openai_family(provider: Provider) -> bool {
+    matches!(provider, Provider::OpenAi | Provider::AzureOpenAi)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn azure_deployments_are_read_from_the_path() {
+        assert_eq!(
+            azure_deployment("/openai/deployments/prod-gpt4o/chat/completions?api-version=2024-10-21").as_deref(),
+            Some("prod-gpt4o")
+        );
+        assert_eq!(azure_deployment("/v1/chat/completions"), None);
+        assert_eq!(azure_deployment("/openai/deployments//chat"), None);
     }
 }

@@ -1,1 +1,636 @@
-//! STUB: telemetry (owned by the pipeline work).
+//! The names tokenmeter publishes, and how a [`Record`] becomes filter state and metrics.
+//!
+//! Every user-facing name (filter-state keys, metric names, label names) is a constant here,
+//! never built inline elsewhere, because dashboards, access-log formats and the shipped
+//! `stats_tags` regexes depend on them byte for byte. Labels are embedded Istio-style in the
+//! stat name, tags first and the metric name last
+//! (`gen_ai_provider_name=.=openai;.;...;.;tokenmeter_requests_total`), and
+//! [`STATS_TAGS`] holds the regexes Envoy needs to turn them back into labels.
+//!
+//! Metrics are planned, not performed: [`metric_plan`] turns a record into a list of counter
+//! increments (never a 0 delta, which Envoy rejects), and the shell applies it. The two pieces
+//! of cross-request state, the label [`CardinalityGuard`] and the sub-nano [`CostCarry`], are
+//! owned by the caller and passed in.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::attribution::{log_safe, sanitize_label, CardinalityGuard, Dimension};
+use crate::host::{MetricKind, Metrics, SharedStore};
+use crate::meter::Record;
+
+// Filter-state keys (access logs read them as `%FILTER_STATE(wasm.<key>:PLAIN)%`).
+pub const KEY_PROVIDER: &str = "gen_ai.provider.name";
+pub const KEY_OPERATION: &str = "gen_ai.operation.name";
+pub const KEY_REQUEST_MODEL: &str = "gen_ai.request.model";
+pub const KEY_RESPONSE_MODEL: &str = "gen_ai.response.model";
+pub const KEY_RESPONSE_ID: &str = "gen_ai.response.id";
+pub const KEY_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+pub const KEY_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+pub const KEY_CACHE_READ_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+pub const KEY_CACHE_CREATION_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
+pub const KEY_REASONING_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
+pub const KEY_COST_USD: &str = "llm.cost_usd";
+pub const KEY_USAGE_SOURCE: &str = "llm.usage_source";
+pub const KEY_FEATURE: &str = "llm.feature";
+pub const KEY_CUSTOMER: &str = "llm.customer";
+pub const KEY_USER: &str = "llm.user";
+pub const KEY_RECORD: &str = "llm.record";
+/// Reserved for budgets.
+pub const KEY_BUDGET_ID: &str = "llm.budget.id";
+/// Reserved for budgets: `allowed`, `rejected` or `soft_exceeded`.
+pub const KEY_BUDGET_DECISION: &str = "llm.budget.decision";
+/// Reserved for budgets.
+pub const KEY_BUDGET_REMAINING_USD: &str = "llm.budget.remaining_usd";
+
+/// Every filter-state key [`filter_state`] sets, in order (`llm.record` last).
+pub const FILTER_STATE_KEYS: [&str; 16] = [
+    KEY_PROVIDER,
+    KEY_OPERATION,
+    KEY_REQUEST_MODEL,
+    KEY_RESPONSE_MODEL,
+    KEY_RESPONSE_ID,
+    KEY_INPUT_TOKENS,
+    KEY_OUTPUT_TOKENS,
+    KEY_CACHE_READ_TOKENS,
+    KEY_CACHE_CREATION_TOKENS,
+    KEY_REASONING_TOKENS,
+    KEY_COST_USD,
+    KEY_USAGE_SOURCE,
+    KEY_FEATURE,
+    KEY_CUSTOMER,
+    KEY_USER,
+    KEY_RECORD,
+];
+
+// Extra keys found only inside `llm.record`.
+pub const RECORD_PRICE_TABLE_VERSION: &str = "llm.price_table_version";
+pub const RECORD_COST_PICO_USD: &str = "llm.cost_pico_usd";
+pub const RECORD_PRICED_MODEL: &str = "llm.priced_model";
+pub const RECORD_USAGE_MISSING_REASON: &str = "llm.usage_missing_reason";
+pub const RECORD_REQUEST_STREAM: &str = "gen_ai.request.stream";
+pub const RECORD_REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
+pub const RECORD_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+pub const RECORD_OPENAI_SERVICE_TIER: &str = "gen_ai.openai.response.service_tier";
+pub const RECORD_SERVICE_TIER: &str = "llm.service_tier";
+pub const RECORD_HTTP_STATUS: &str = "http.status";
+pub const RECORD_DURATION_MS: &str = "llm.duration_ms";
+pub const RECORD_AZURE_DEPLOYMENT: &str = "llm.azure.deployment";
+pub const RECORD_CACHE_CREATION_5M_TOKENS: &str = "llm.usage.cache_creation_5m_tokens";
+pub const RECORD_CACHE_CREATION_1H_TOKENS: &str = "llm.usage.cache_creation_1h_tokens";
+
+// Metric names.
+pub const METRIC_REQUESTS: &str = "tokenmeter_requests_total";
+pub const METRIC_TOKENS: &str = "tokenmeter_tokens_total";
+pub const METRIC_COST_NANOUSD: &str = "tokenmeter_cost_nanousd_total";
+pub const METRIC_UNRECOGNIZED: &str = "tokenmeter_unrecognized_requests_total";
+pub const METRIC_USAGE_MISSING: &str = "tokenmeter_usage_missing_total";
+pub const METRIC_UNPRICED: &str = "tokenmeter_unpriced_requests_total";
+pub const METRIC_LABEL_OVERFLOW: &str = "tokenmeter_label_overflow_total";
+
+// Label names.
+pub const LABEL_PROVIDER: &str = "gen_ai_provider_name";
+pub const LABEL_MODEL: &str = "gen_ai_request_model";
+pub const LABEL_FEATURE: &str = "feature";
+pub const LABEL_CUSTOMER: &str = "customer";
+pub const LABEL_TOKEN_TYPE: &str = "gen_ai_token_type";
+pub const LABEL_DIMENSION: &str = "dimension";
+
+// `gen_ai_token_type` values.
+pub const TOKEN_INPUT: &str = "input";
+pub const TOKEN_OUTPUT: &str = "output";
+pub const TOKEN_CACHE_READ: &str = "cache_read";
+pub const TOKEN_CACHE_CREATION: &str = "cache_creation";
+pub const TOKEN_REASONING: &str = "reasoning";
+
+/// The `stats_config.stats_tags` entries (tag name, regex) that turn embedded tags back into
+/// labels. The shipped Envoy and Istio configs must contain exactly these; a test checks them.
+pub const STATS_TAGS: [(&str, &str); 6] = [
+    (LABEL_PROVIDER, r"(gen_ai_provider_name=\.=(.*?);\.;)"),
+    (LABEL_MODEL, r"(gen_ai_request_model=\.=(.*?);\.;)"),
+    (LABEL_FEATURE, r"(feature=\.=(.*?);\.;)"),
+    (LABEL_CUSTOMER, r"(customer=\.=(.*?);\.;)"),
+    (LABEL_TOKEN_TYPE, r"(gen_ai_token_type=\.=(.*?);\.;)"),
+    (LABEL_DIMENSION, r"(dimension=\.=(.*?);\.;)"),
+];
+
+/// The `stats_config.stats_tags` list as Envoy bootstrap YAML (`tag_name`/`regex` items, regex
+/// double-quoted so backslashes are doubled), each line prefixed by `indent`.
+pub fn stats_tags_yaml(indent: &str) -> String {
+    let mut out = String::new();
+    for (name, regex) in STATS_TAGS {
+        out.push_str(&format!("{indent}- tag_name: {name}\n{indent}  regex: \"{}\"\n", regex.replace('\\', "\\\\")));
+    }
+    out
+}
+
+/// The regex for one embedded tag, as in [`STATS_TAGS`].
+pub fn stats_tag_regex(label: &str) -> String {
+    format!(r"({label}=\.=(.*?);\.;)")
+}
+
+/// Embeds tags into a stat name: `tag=.=value;.;` for each tag, then the metric name.
+/// Values must already be sanitised ([`sanitize_label`]).
+pub fn stat_name(tags: &[(&str, &str)], metric: &str) -> String {
+    let mut name = String::with_capacity(metric.len() + tags.len() * 40);
+    for (tag, value) in tags {
+        name.push_str(tag);
+        name.push_str("=.=");
+        name.push_str(value);
+        name.push_str(";.;");
+    }
+    name.push_str(metric);
+    name
+}
+
+/// One planned counter increment. `delta` is never 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricUpdate {
+    pub kind: MetricKind,
+    /// Full stat name with embedded tags.
+    pub name: String,
+    pub delta: u64,
+}
+
+fn counter(name: String, delta: u64) -> Option<MetricUpdate> {
+    (delta > 0).then_some(MetricUpdate { kind: MetricKind::Counter, name, delta })
+}
+
+/// Most distinct cost series whose sub-nano remainder is carried; past it, a new series'
+/// remainder (under one nano-USD per request) is dropped rather than growing memory.
+pub const MAX_CARRY_SERIES: usize = 10_000;
+
+/// Sub-nano-USD remainders per cost series, so that the nano-USD counter never loses money to
+/// per-request rounding: the counter total is always the floor of the exact pico-USD total.
+/// One per VM, owned by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct CostCarry {
+    remainders: BTreeMap<String, u64>,
+}
+
+impl CostCarry {
+    /// Adds a cost in pico-USD to a series and returns the whole nano-USD now due.
+    pub fn add(&mut self, series: &str, pico: u64) -> u64 {
+        let carried = self.remainders.get(series).copied().unwrap_or(0);
+        let total = carried.saturating_add(pico);
+        let remainder = total % 1000;
+        if let Some(slot) = self.remainders.get_mut(series) {
+            *slot = remainder;
+        } else if remainder > 0 && self.remainders.len() < MAX_CARRY_SERIES {
+            self.remainders.insert(series.to_string(), remainder);
+        }
+        total / 1000
+    }
+
+    /// The pico-USD carried for a series (always under 1000).
+    pub fn remainder(&self, series: &str) -> u64 {
+        self.remainders.get(series).copied().unwrap_or(0)
+    }
+}
+
+/// The per-VM state that spans requests: label cardinality and sub-nano cost remainders.
+/// Owned by the root context; rebuild it when the configuration changes (what it drops is
+/// under one nano-USD per series).
+#[derive(Debug, Clone)]
+pub struct TelemetryState {
+    pub guard: CardinalityGuard,
+    pub carry: CostCarry,
+}
+
+impl Default for TelemetryState {
+    fn default() -> Self {
+        Self { guard: CardinalityGuard::new(crate::config::DEFAULT_MAX_LABEL_VALUES), carry: CostCarry::default() }
+    }
+}
+
+impl TelemetryState {
+    pub fn new(config: &crate::config::Config) -> Self {
+        Self { guard: CardinalityGuard::from_config(config), carry: CostCarry::default() }
+    }
+
+    /// [`metric_plan`] with this state (label cap per VM).
+    pub fn plan(&mut self, record: &Record) -> Vec<MetricUpdate> {
+        metric_plan(record, &mut self.guard, &mut self.carry)
+    }
+
+    /// [`metric_plan_shared`] with this state (label cap per process).
+    pub fn plan_shared(&mut self, record: &Record, store: &dyn SharedStore) -> Vec<MetricUpdate> {
+        metric_plan_shared(record, &mut self.guard, &mut self.carry, store)
+    }
+}
+
+/// The metric label value of the model: the canonical priced name, else the model as sent,
+/// else as returned, else the Azure deployment's configured model.
+pub fn model_label(record: &Record) -> String {
+    let raw = record
+        .priced_model
+        .as_deref()
+        .or(record.request.model.as_deref())
+        .or(record.response.model.as_deref())
+        .or(record.deployment_model.as_deref())
+        .unwrap_or("");
+    sanitize_label(raw)
+}
+
+/// Counter increments for one finished exchange, with the label cap kept per VM.
+pub fn metric_plan(record: &Record, guard: &mut CardinalityGuard, carry: &mut CostCarry) -> Vec<MetricUpdate> {
+    plan_with(record, guard, carry, None)
+}
+
+/// Counter increments for one finished exchange, with the label cap shared by every VM of
+/// the process through proxy-wasm shared data (see [`CardinalityGuard::admit_shared`]).
+pub fn metric_plan_shared(
+    record: &Record,
+    guard: &mut CardinalityGuard,
+    carry: &mut CostCarry,
+    store: &dyn SharedStore,
+) -> Vec<MetricUpdate> {
+    plan_with(record, guard, carry, Some(store))
+}
+
+fn plan_with(
+    record: &Record,
+    guard: &mut CardinalityGuard,
+    carry: &mut CostCarry,
+    store: Option<&dyn SharedStore>,
+) -> Vec<MetricUpdate> {
+    let mut plan = Vec::with_capacity(10);
+    let provider = record.route.provider.name();
+    let mut labels = [String::new(), String::new(), String::new()];
+    let raws = [model_label(record), sanitize_label(&record.attribution.feature), sanitize_label(&record.attribution.customer)];
+    for ((slot, raw), dimension) in labels.iter_mut().zip(raws.iter()).zip(Dimension::ALL) {
+        let admitted = match store {
+            Some(store) => guard.admit_shared(dimension, raw, store),
+            None => guard.admit(dimension, raw),
+        };
+        if admitted.overflowed {
+            plan.extend(counter(stat_name(&[(LABEL_DIMENSION, dimension.label())], METRIC_LABEL_OVERFLOW), 1));
+        }
+        *slot = admitted.value;
+    }
+    let [model, feature, customer] = &labels;
+    let tags = [
+        (LABEL_PROVIDER, provider),
+        (LABEL_MODEL, model.as_str()),
+        (LABEL_FEATURE, feature.as_str()),
+        (LABEL_CUSTOMER, customer.as_str()),
+    ];
+    plan.extend(counter(stat_name(&tags, METRIC_REQUESTS), 1));
+    let u = &record.usage;
+    for (kind, n) in [
+        (TOKEN_INPUT, u.input_tokens),
+        (TOKEN_OUTPUT, u.output_tokens),
+        (TOKEN_CACHE_READ, u.cache_read_tokens),
+        (TOKEN_CACHE_CREATION, u.cache_creation_tokens),
+        (TOKEN_REASONING, u.reasoning_tokens),
+    ] {
+        let [p, m, f, c] = tags;
+        let name = stat_name(&[p, m, f, c, (LABEL_TOKEN_TYPE, kind)], METRIC_TOKENS);
+        plan.extend(counter(name, n));
+    }
+    let short = [(LABEL_PROVIDER, provider), (LABEL_MODEL, model.as_str())];
+    if let Some(cost) = record.cost {
+        let series = stat_name(&tags, METRIC_COST_NANOUSD);
+        let nanos = carry.add(&series, cost.0);
+        plan.extend(counter(series, nanos));
+    }
+    // Unpriced means "no price for the model", not "no cost known": a priced model whose
+    // usage is missing has no cost either, and is counted as missing usage below instead.
+    if record.priced_model.is_none() {
+        plan.extend(counter(stat_name(&short, METRIC_UNPRICED), 1));
+    }
+    // Error responses carry no usage by design; only a successful (or unknown) status with no
+    // usage is the signal operators need (e.g. streams without `include_usage`).
+    let success = record.status.is_none_or(|s| (200..300).contains(&s));
+    if record.usage_source == crate::usage::UsageSource::Missing && success {
+        plan.extend(counter(stat_name(&short, METRIC_USAGE_MISSING), 1));
+    }
+    plan
+}
+
+/// The increment for a request that is not recognised LLM traffic (no labels: its path and
+/// host are arbitrary).
+pub fn unrecognized_plan() -> Vec<MetricUpdate> {
+    counter(METRIC_UNRECOGNIZED.to_string(), 1).into_iter().collect()
+}
+
+/// Applies a plan through the host; returns how many updates failed (each is independent).
+pub fn apply(plan: &[MetricUpdate], metrics: &mut dyn Metrics) -> u32 {
+    let mut failures = 0u32;
+    for update in plan {
+        let delta = i64::try_from(update.delta).unwrap_or(i64::MAX);
+        let ok = metrics.define(update.kind, &update.name).and_then(|id| metrics.increment(id, delta));
+        if ok.is_err() {
+            failures = failures.saturating_add(1);
+        }
+    }
+    failures
+}
+
+/// Filter-state entries for a record, in [`FILTER_STATE_KEYS`] order (`llm.record` last).
+pub fn filter_state(record: &Record) -> Vec<(&'static str, String)> {
+    let u = &record.usage;
+    let text = |v: &Option<String>| v.as_deref().map(log_safe).unwrap_or_default();
+    vec![
+        (KEY_PROVIDER, record.route.provider.name().to_string()),
+        (KEY_OPERATION, record.route.operation.name().to_string()),
+        (KEY_REQUEST_MODEL, text(&record.request.model)),
+        (KEY_RESPONSE_MODEL, text(&record.response.model)),
+        (KEY_RESPONSE_ID, text(&record.response.id)),
+        (KEY_INPUT_TOKENS, u.input_tokens.to_string()),
+        (KEY_OUTPUT_TOKENS, u.output_tokens.to_string()),
+        (KEY_CACHE_READ_TOKENS, u.cache_read_tokens.to_string()),
+        (KEY_CACHE_CREATION_TOKENS, u.cache_creation_tokens.to_string()),
+        (KEY_REASONING_TOKENS, u.reasoning_tokens.to_string()),
+        (KEY_COST_USD, record.cost.map(|c| c.to_usd_string()).unwrap_or_default()),
+        (KEY_USAGE_SOURCE, record.usage_source.as_str().to_string()),
+        (KEY_FEATURE, record.attribution.feature.clone()),
+        (KEY_CUSTOMER, record.attribution.customer.clone()),
+        (KEY_USER, record.attribution.user.clone()),
+        (KEY_RECORD, record_json(record)),
+    ]
+}
+
+/// `llm.record`: one JSON object with every filter-state value (token counts as numbers, the
+/// cost as its 9-place string or null when unpriced) plus request/response extras.
+pub fn record_json(record: &Record) -> String {
+    let u = &record.usage;
+    let text = |v: &Option<String>| v.as_deref().map(log_safe).map_or(Value::Null, Value::String);
+    let mut m = Map::new();
+    m.insert(KEY_PROVIDER.into(), json!(record.route.provider.name()));
+    m.insert(KEY_OPERATION.into(), json!(record.route.operation.name()));
+    m.insert(KEY_REQUEST_MODEL.into(), text(&record.request.model));
+    m.insert(KEY_RESPONSE_MODEL.into(), text(&record.response.model));
+    m.insert(KEY_RESPONSE_ID.into(), text(&record.response.id));
+    m.insert(KEY_INPUT_TOKENS.into(), json!(u.input_tokens));
+    m.insert(KEY_OUTPUT_TOKENS.into(), json!(u.output_tokens));
+    m.insert(KEY_CACHE_READ_TOKENS.into(), json!(u.cache_read_tokens));
+    m.insert(KEY_CACHE_CREATION_TOKENS.into(), json!(u.cache_creation_tokens));
+    m.insert(KEY_REASONING_TOKENS.into(), json!(u.reasoning_tokens));
+    m.insert(RECORD_CACHE_CREATION_5M_TOKENS.into(), json!(u.cache_creation_5m_tokens));
+    m.insert(RECORD_CACHE_CREATION_1H_TOKENS.into(), json!(u.cache_creation_1h_tokens));
+    m.insert(KEY_COST_USD.into(), record.cost.map_or(Value::Null, |c| json!(c.to_usd_string())));
+    m.insert(RECORD_COST_PICO_USD.into(), record.cost.map_or(Value::Null, |c| json!(c.0)));
+    m.insert(RECORD_PRICED_MODEL.into(), text(&record.priced_model));
+    m.insert(RECORD_PRICE_TABLE_VERSION.into(), text(&record.price_table_version));
+    m.insert(KEY_USAGE_SOURCE.into(), json!(record.usage_source.as_str()));
+    m.insert(RECORD_USAGE_MISSING_REASON.into(), record.usage_missing_reason.map_or(Value::Null, |r| json!(r)));
+    m.insert(KEY_FEATURE.into(), json!(record.attribution.feature));
+    m.insert(KEY_CUSTOMER.into(), json!(record.attribution.customer));
+    m.insert(KEY_USER.into(), json!(record.attribution.user));
+    m.insert(RECORD_REQUEST_STREAM.into(), json!(record.request.stream));
+    m.insert(RECORD_REQUEST_MAX_TOKENS.into(), json!(record.request.max_output_tokens));
+    let reasons: Vec<String> = record.response.finish_reason.iter().map(|r| log_safe(r)).collect();
+    m.insert(RECORD_FINISH_REASONS.into(), json!(reasons));
+    let tier = text(&record.response.service_tier);
+    if crate::meter::is_openai_family(record.route.provider) {
+        m.insert(RECORD_OPENAI_SERVICE_TIER.into(), tier.clone());
+    }
+    m.insert(RECORD_SERVICE_TIER.into(), tier);
+    m.insert(RECORD_HTTP_STATUS.into(), json!(record.status));
+    m.insert(RECORD_DURATION_MS.into(), json!(record.duration_ms));
+    if record.azure_deployment.is_some() {
+        m.insert(RECORD_AZURE_DEPLOYMENT.into(), text(&record.azure_deployment));
+    }
+    Value::Object(m).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+    use crate::attribution::Attribution;
+    use crate::host::fake::FakeMetrics;
+    use crate::pricing::PicoUsd;
+    use crate::providers::{Api, Operation, Provider, RequestFacts, ResponseFacts, Route};
+    use crate::usage::{NormalizedUsage, UsageSource};
+
+    fn record() -> Record {
+        Record {
+            route: Route { provider: Provider::OpenAi, operation: Operation::Chat, api: Api::OpenAiChatCompletions },
+            request: RequestFacts { model: Some("gpt-4o".into()), stream: true, max_output_tokens: Some(100), ..RequestFacts::default() },
+            response: ResponseFacts {
+                model: Some("gpt-4o-2024-08-06".into()),
+                id: Some("chatcmpl-1".into()),
+                finish_reason: Some("stop".into()),
+                service_tier: Some("default".into()),
+                ..ResponseFacts::default()
+            },
+            status: Some(200),
+            usage: NormalizedUsage { input_tokens: 100, output_tokens: 20, cache_read_tokens: 40, ..NormalizedUsage::default() },
+            usage_source: UsageSource::Reported,
+            usage_missing_reason: None,
+            priced_model: Some("gpt-4o".into()),
+            cost: Some(PicoUsd(435_000_000)),
+            attribution: Attribution { feature: "search".into(), customer: "acme".into(), user: "alice".into() },
+            azure_deployment: None,
+            deployment_model: None,
+            price_table_version: None,
+            duration_ms: Some(1234),
+        }
+    }
+
+    #[test]
+    fn stat_names_embed_tags_first_then_the_metric() {
+        let tags = [(LABEL_PROVIDER, "openai"), (LABEL_MODEL, "gpt-4o"), (LABEL_FEATURE, "search"), (LABEL_CUSTOMER, "acme")];
+        assert_eq!(
+            stat_name(&tags, METRIC_REQUESTS),
+            "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4o;.;feature=.=search;.;customer=.=acme;.;tokenmeter_requests_total"
+        );
+    }
+
+    #[test]
+    fn stats_tag_regexes_match_the_istio_form_and_cover_every_label() {
+        assert_eq!(STATS_TAGS[3], ("customer", r"(customer=\.=(.*?);\.;)"));
+        for (label, regex) in STATS_TAGS {
+            assert_eq!(regex, stats_tag_regex(label));
+        }
+        let labels: Vec<&str> = STATS_TAGS.iter().map(|(l, _)| *l).collect();
+        for l in [LABEL_PROVIDER, LABEL_MODEL, LABEL_FEATURE, LABEL_CUSTOMER, LABEL_TOKEN_TYPE, LABEL_DIMENSION] {
+            assert!(labels.contains(&l), "{l}");
+        }
+    }
+
+    #[test]
+    fn stats_tags_render_as_bootstrap_yaml() {
+        let yaml = stats_tags_yaml("  ");
+        assert!(yaml.starts_with("  - tag_name: gen_ai_provider_name\n    regex: \"(gen_ai_provider_name=\\\\.=(.*?);\\\\.;)\"\n"), "{yaml}");
+        assert_eq!(yaml.lines().count(), 2 * STATS_TAGS.len());
+    }
+
+    #[test]
+    fn a_shared_plan_caps_labels_across_vms() {
+        let store = crate::host::fake::FakeStore::default();
+        let config = crate::config::Config::from_json(br#"{"metrics": {"max_label_values": 1}}"#).unwrap();
+        let (mut a, mut b) = (TelemetryState::new(&config), TelemetryState::new(&config));
+        a.plan_shared(&record(), &store);
+        let mut other = record();
+        other.attribution.customer = "globex".into();
+        let plan = b.plan_shared(&other, &store);
+        assert_eq!(plan[0].name, "dimension=.=customer;.;tokenmeter_label_overflow_total");
+        assert!(plan[1].name.contains(";.;customer=.=other;.;"));
+    }
+
+    #[test]
+    fn metric_names_are_the_contract() {
+        assert_eq!(
+            [METRIC_REQUESTS, METRIC_TOKENS, METRIC_COST_NANOUSD, METRIC_UNRECOGNIZED, METRIC_USAGE_MISSING, METRIC_UNPRICED, METRIC_LABEL_OVERFLOW],
+            [
+                "tokenmeter_requests_total",
+                "tokenmeter_tokens_total",
+                "tokenmeter_cost_nanousd_total",
+                "tokenmeter_unrecognized_requests_total",
+                "tokenmeter_usage_missing_total",
+                "tokenmeter_unpriced_requests_total",
+                "tokenmeter_label_overflow_total",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_plan_counts_requests_tokens_and_cost_without_zero_deltas() {
+        let mut guard = CardinalityGuard::new(100);
+        let mut carry = CostCarry::default();
+        let plan = metric_plan(&record(), &mut guard, &mut carry);
+        let base = "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4o;.;feature=.=search;.;customer=.=acme;.;";
+        let expected = vec![
+            (format!("{base}tokenmeter_requests_total"), 1),
+            (format!("{base}gen_ai_token_type=.=input;.;tokenmeter_tokens_total"), 100),
+            (format!("{base}gen_ai_token_type=.=output;.;tokenmeter_tokens_total"), 20),
+            (format!("{base}gen_ai_token_type=.=cache_read;.;tokenmeter_tokens_total"), 40),
+            (format!("{base}tokenmeter_cost_nanousd_total"), 435_000),
+        ];
+        let got: Vec<(String, u64)> = plan.iter().map(|u| (u.name.clone(), u.delta)).collect();
+        assert_eq!(got, expected);
+        assert!(plan.iter().all(|u| u.kind == MetricKind::Counter && u.delta > 0));
+        // And the fake host (which rejects 0 like Envoy) accepts all of it.
+        let mut metrics = FakeMetrics::default();
+        assert_eq!(apply(&plan, &mut metrics), 0);
+        assert_eq!(metrics.value(&format!("{base}tokenmeter_requests_total")), Some(1));
+    }
+
+    #[test]
+    fn unpriced_and_missing_usage_are_counted_by_provider_and_raw_model() {
+        let mut r = record();
+        r.priced_model = None;
+        r.cost = None;
+        r.request.model = Some("my model;.;x".into());
+        r.usage = NormalizedUsage::default();
+        r.usage_source = UsageSource::Missing;
+        let plan = metric_plan(&r, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        let names: Vec<&str> = plan.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=my_model_._x;.;feature=.=search;.;customer=.=acme;.;tokenmeter_requests_total",
+                "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=my_model_._x;.;tokenmeter_unpriced_requests_total",
+                "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=my_model_._x;.;tokenmeter_usage_missing_total",
+            ]
+        );
+        // A failed upstream call without usage is not "missing usage".
+        r.status = Some(429);
+        let plan = metric_plan(&r, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        assert!(plan.iter().all(|u| !u.name.ends_with(METRIC_USAGE_MISSING)));
+    }
+
+    #[test]
+    fn label_overflow_goes_to_other_and_is_counted_per_dimension() {
+        let mut guard = CardinalityGuard::new(1);
+        let mut carry = CostCarry::default();
+        metric_plan(&record(), &mut guard, &mut carry);
+        let mut r = record();
+        r.attribution.customer = "globex".into();
+        let plan = metric_plan(&r, &mut guard, &mut carry);
+        assert_eq!(plan[0].name, "dimension=.=customer;.;tokenmeter_label_overflow_total");
+        assert!(plan[1].name.contains(";.;customer=.=other;.;"));
+        assert_eq!(guard.overflow_count(Dimension::Customer), 1);
+    }
+
+    #[test]
+    fn the_user_is_never_a_metric_label() {
+        let mut r = record();
+        r.attribution.user = "secret-user-7".into();
+        let plan = metric_plan(&r, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        assert!(plan.iter().all(|u| !u.name.contains("secret-user-7")));
+    }
+
+    #[test]
+    fn cost_carry_keeps_sub_nano_remainders_exact() {
+        let mut carry = CostCarry::default();
+        let mut total = 0u64;
+        for _ in 0..1000 {
+            total += carry.add("series", 400); // 0.4 nano-USD each
+        }
+        assert_eq!(total, 400);
+        assert_eq!(carry.remainder("series"), 0);
+        // Series carry independently; the counter total is the floor of the exact sum.
+        let mut carry = CostCarry::default();
+        let (mut a, mut b) = (0, 0);
+        for i in 0..997u64 {
+            a += carry.add("a", 1234 + i);
+            b += carry.add("b", 999);
+        }
+        let exact_a: u64 = (0..997u64).map(|i| 1234 + i).sum();
+        assert_eq!(a, exact_a / 1000);
+        assert_eq!(carry.remainder("a"), exact_a % 1000);
+        assert_eq!(b, 997 * 999 / 1000);
+    }
+
+    #[test]
+    fn planned_cost_of_many_tiny_requests_adds_up_and_skips_zero_deltas() {
+        let mut guard = CardinalityGuard::new(10);
+        let mut carry = CostCarry::default();
+        let mut r = record();
+        r.cost = Some(PicoUsd(400));
+        let mut metrics = FakeMetrics::default();
+        for _ in 0..1000 {
+            let plan = metric_plan(&r, &mut guard, &mut carry);
+            assert_eq!(apply(&plan, &mut metrics), 0, "no zero increments reach the host");
+        }
+        let name = "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4o;.;feature=.=search;.;customer=.=acme;.;tokenmeter_cost_nanousd_total";
+        assert_eq!(metrics.value(name), Some(400));
+    }
+
+    #[test]
+    fn filter_state_has_every_key_with_contract_formats() {
+        let state = filter_state(&record());
+        let keys: Vec<&str> = state.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, FILTER_STATE_KEYS);
+        let get = |k: &str| state.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(get("gen_ai.provider.name"), "openai");
+        assert_eq!(get("gen_ai.usage.input_tokens"), "100");
+        assert_eq!(get("gen_ai.usage.reasoning.output_tokens"), "0");
+        assert_eq!(get("llm.cost_usd"), "0.000435000");
+        assert_eq!(get("llm.usage_source"), "reported");
+        assert_eq!(get("llm.user"), "alice");
+        let mut unpriced = record();
+        unpriced.cost = None;
+        unpriced.response.id = None;
+        let state = filter_state(&unpriced);
+        assert_eq!(state.iter().find(|(k, _)| *k == KEY_COST_USD).unwrap().1, "");
+        assert_eq!(state.iter().find(|(k, _)| *k == KEY_RESPONSE_ID).unwrap().1, "");
+    }
+
+    #[test]
+    fn the_record_json_holds_every_key_and_the_extras() {
+        let v: Value = serde_json::from_str(&record_json(&record())).unwrap();
+        for key in &FILTER_STATE_KEYS[..FILTER_STATE_KEYS.len() - 1] {
+            assert!(v.get(key).is_some(), "{key} missing");
+        }
+        assert_eq!(v[KEY_INPUT_TOKENS], json!(100));
+        assert_eq!(v[KEY_COST_USD], json!("0.000435000"));
+        assert_eq!(v[RECORD_COST_PICO_USD], json!(435_000_000u64));
+        assert_eq!(v[RECORD_REQUEST_STREAM], json!(true));
+        assert_eq!(v[RECORD_REQUEST_MAX_TOKENS], json!(100));
+        assert_eq!(v[RECORD_FINISH_REASONS], json!(["stop"]));
+        assert_eq!(v[RECORD_OPENAI_SERVICE_TIER], json!("default"));
+        assert_eq!(v[RECORD_HTTP_STATUS], json!(200));
+        assert_eq!(v[RECORD_DURATION_MS], json!(1234));
+        assert!(v[RECORD_PRICE_TABLE_VERSION].is_null());
+        let mut unpriced = record();
+        unpriced.cost = None;
+        let v: Value = serde_json::from_str(&record_json(&unpriced)).unwrap();
+        assert!(v[KEY_COST_USD].is_null());
+    }
+}

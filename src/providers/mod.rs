@@ -1,9 +1,28 @@
 //! LLM APIs: which one a request speaks, and what its bodies say.
 //!
-//! STUB owned by the extraction work: detection from path/authority, and the incremental
-//! request and response scanners built on `json` and `stream`. The signatures below are the
-//! contract the pipeline (`meter`) codes against.
+//! [`detect`] names the API from the request head. [`RequestScanner`] and
+//! [`ResponseScanner`] then read the bodies incrementally, chunk by chunk, with memory that
+//! does not grow with the body: the JSON scanner ([`crate::json`]) reports scalars by path,
+//! SSE framing ([`crate::stream::sse`]) streams each event's data into it, and each provider
+//! module is only a table from JSON paths to [`Usage`] fields and response facts
+//! (`openai`, `anthropic`; `azure` adds Azure's URLs to OpenAI's bodies). Counters are
+//! recorded as the provider reported them, with the provider's [`Conventions`];
+//! normalisation happens once, in [`Usage::normalize`].
 
+mod anthropic;
+pub mod azure;
+mod detect;
+mod mapping;
+mod openai;
+mod request;
+mod response;
+
+pub use detect::{detect, operation};
+pub use request::RequestScanner;
+pub use response::ResponseScanner;
+
+use crate::json::JsonError;
+use crate::stream::SseError;
 use crate::usage::{Conventions, Usage};
 
 /// `gen_ai.provider.name`, OpenTelemetry well-known values where they exist.
@@ -52,7 +71,18 @@ pub enum Api {
     AnthropicMessages,
 }
 
-/// What a request is, from its head alone.
+impl Api {
+    /// What this API's counters mean; see [`Usage::normalize`].
+    pub fn conventions(self) -> Conventions {
+        match self {
+            Api::AnthropicMessages => Conventions::ANTHROPIC,
+            _ => Conventions::OPENAI,
+        }
+    }
+}
+
+/// What a request is, from its head alone. For Azure deployment paths the deployment
+/// name is available from [`azure::deployment`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub provider: Provider,
@@ -60,10 +90,15 @@ pub struct Route {
     pub api: Api,
 }
 
-/// Detects the API from the request path (query string allowed) and authority.
-/// `None` means "not LLM traffic we know": it passes through untouched.
-pub fn detect(_path: &str, _authority: &str) -> Option<Route> {
-    None
+/// Why a body could not be read. One enum for the extraction layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ExtractError {
+    #[error("body is not valid JSON: {0}")]
+    Json(#[from] JsonError),
+    #[error("event stream framing: {0}")]
+    Sse(#[from] SseError),
+    #[error("body was empty")]
+    Empty,
 }
 
 /// Facts read from the request body.
@@ -71,28 +106,14 @@ pub fn detect(_path: &str, _authority: &str) -> Option<Route> {
 pub struct RequestFacts {
     pub model: Option<String>,
     pub stream: bool,
+    /// `max_tokens`, `max_completion_tokens` or `max_output_tokens`, whichever came last.
     pub max_output_tokens: Option<u64>,
     /// `stream_options.include_usage` as the client sent it.
     pub include_usage: Option<bool>,
     /// Bytes of request body seen, for prompt-size estimates.
     pub body_bytes: u64,
-}
-
-/// Incremental scanner of a request body; memory does not grow with the body.
-pub struct RequestScanner {
-    facts: RequestFacts,
-}
-
-impl RequestScanner {
-    pub fn new(_api: Api) -> Self {
-        Self { facts: RequestFacts::default() }
-    }
-    pub fn feed(&mut self, chunk: &[u8]) {
-        self.facts.body_bytes = self.facts.body_bytes.saturating_add(chunk.len() as u64);
-    }
-    pub fn finish(&mut self) -> RequestFacts {
-        self.facts.clone()
-    }
+    /// The body was not a JSON value (or empty); the facts above are whatever was read.
+    pub unreadable: bool,
 }
 
 /// Facts read from the response body.
@@ -100,8 +121,12 @@ impl RequestScanner {
 pub struct ResponseFacts {
     pub model: Option<String>,
     pub id: Option<String>,
+    /// `finish_reason`, Anthropic `stop_reason`, or the Responses API `status`.
     pub finish_reason: Option<String>,
     pub service_tier: Option<String>,
+    /// Raw (still escaped) bytes of generated text and tool arguments seen, for estimating
+    /// output tokens when the provider reports no usage.
+    pub output_text_bytes: u64,
 }
 
 /// What a response scan produced.
@@ -112,28 +137,18 @@ pub struct ResponseOutcome {
     pub facts: ResponseFacts,
     /// True when the body could not be read as the API's format (usage is then missing).
     pub unreadable: bool,
+    /// The first fault met, if any; present with `unreadable: false` when usage was still
+    /// read (say, a stream cut after its usage event).
+    pub error: Option<ExtractError>,
 }
 
-/// Incremental scanner of a (decompressed) response body: JSON or SSE by content type.
-pub struct ResponseScanner {
-    api: Api,
-}
-
-impl ResponseScanner {
-    pub fn new(api: Api, _content_type: Option<&str>) -> Self {
-        Self { api }
-    }
-    pub fn feed(&mut self, _chunk: &[u8]) {}
-    pub fn finish(&mut self) -> ResponseOutcome {
-        let conventions = match self.api {
-            Api::AnthropicMessages => Conventions::ANTHROPIC,
-            _ => Conventions::OPENAI,
-        };
-        ResponseOutcome {
-            usage: Usage::default(),
-            conventions,
-            facts: ResponseFacts::default(),
-            unreadable: true,
-        }
+/// The extractor table of an API's response bodies.
+fn response_rules(api: Api) -> &'static [mapping::Rule] {
+    match api {
+        Api::OpenAiChatCompletions => openai::CHAT_COMPLETIONS,
+        Api::OpenAiResponses => openai::RESPONSES,
+        Api::OpenAiEmbeddings => openai::EMBEDDINGS,
+        Api::OpenAiCompletions => openai::COMPLETIONS,
+        Api::AnthropicMessages => anthropic::MESSAGES,
     }
 }

@@ -1,0 +1,745 @@
+//! The state machine behind [`Scanner`]: one byte-level state plus a fixed-size path.
+//!
+//! Every piece of a value that can straddle a chunk boundary (a key, a string, an escape, a
+//! `\uXXXX` surrogate pair, a number, a literal) lives in the state, so `feed` can stop
+//! after any byte and resume with the next chunk. The only heap use is a small scratch
+//! string for lossy UTF-8 repair, bounded by [`MAX_STRING_BYTES`].
+
+use memchr::memchr2;
+
+use super::path::{Frame, Path};
+use super::{
+    JsonError, JsonStr, Number, Scalar, Visitor, MAX_KEY_BYTES, MAX_STRING_BYTES, MAX_TRACKED_DEPTH,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Expecting a value: document start, after `:` or after `,` in an array.
+    Value,
+    /// After `[`: a value or `]`.
+    ArrayFirst,
+    /// After `{`: a key or `}`.
+    ObjectFirst,
+    /// After `,` in an object: a key.
+    ObjectKey,
+    /// After a key: `:`.
+    Colon,
+    /// After a value inside a container: `,` or the closing bracket.
+    After,
+    /// After a complete top-level value: whitespace, or the next value in sequence mode.
+    TopAfter,
+    /// Inside a string (key or value).
+    Str,
+    /// After a backslash inside a string.
+    Escape,
+    /// Inside the four hex digits of `\u`.
+    Unicode,
+    Number,
+    Literal,
+    /// Nested beyond [`MAX_TRACKED_DEPTH`]: only brackets are counted, strings skipped.
+    Skip,
+    SkipStr,
+    SkipEscape,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NumPhase {
+    Minus,
+    Zero,
+    Int,
+    Dot,
+    Frac,
+    Exp,
+    ExpSign,
+    ExpDigits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lit {
+    True,
+    False,
+    Null,
+}
+
+impl Lit {
+    fn text(self) -> &'static [u8] {
+        match self {
+            Lit::True => b"true",
+            Lit::False => b"false",
+            Lit::Null => b"null",
+        }
+    }
+
+    fn scalar(self) -> Scalar<'static> {
+        match self {
+            Lit::True => Scalar::Bool(true),
+            Lit::False => Scalar::Bool(false),
+            Lit::Null => Scalar::Null,
+        }
+    }
+}
+
+/// Incremental JSON scanner with bounded memory. See the [module docs](super).
+///
+/// ```
+/// use tokenmeter::json::{Path, Scalar, Scanner, Step, Visitor};
+///
+/// struct PromptTokens(Option<u64>);
+/// impl Visitor for PromptTokens {
+///     fn scalar(&mut self, path: &Path<'_>, value: Scalar<'_>) {
+///         if path.matches(&[Step::Key("usage"), Step::Key("prompt_tokens")]) {
+///             self.0 = value.as_u64();
+///         }
+///     }
+/// }
+///
+/// let mut scanner = Scanner::new();
+/// let mut found = PromptTokens(None);
+/// scanner.feed(br#"{"usage":{"prompt_"#, &mut found).unwrap();
+/// scanner.feed(br#"tokens":12}}"#, &mut found).unwrap();
+/// scanner.finish(&mut found).unwrap();
+/// assert_eq!(found.0, Some(12));
+/// ```
+pub struct Scanner {
+    state: State,
+    /// Accept several whitespace-separated top-level values (NDJSON, concatenated JSON).
+    sequence: bool,
+    /// Open containers that are tracked in `frames`.
+    depth: usize,
+    /// Open containers beyond the tracked ones (only in the skip states).
+    deep: u64,
+    frames: [Frame; MAX_TRACKED_DEPTH],
+    keys: [[u8; MAX_KEY_BYTES]; MAX_TRACKED_DEPTH],
+    str_key: bool,
+    str_capture: bool,
+    str_buf: [u8; MAX_STRING_BYTES],
+    str_len: usize,
+    str_truncated: bool,
+    str_raw: u64,
+    hex_got: u8,
+    hex_acc: u16,
+    high_surrogate: Option<u16>,
+    num_phase: NumPhase,
+    num_value: u64,
+    num_integer: bool,
+    lit: Lit,
+    lit_pos: usize,
+    /// Bytes fed before the current chunk, for error offsets.
+    offset: u64,
+    /// Offset of the byte being processed.
+    at: u64,
+    error: Option<JsonError>,
+    values: u64,
+    /// Scratch for strings that need lossy UTF-8 repair.
+    repaired: String,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn hex_value(b: u8) -> Option<u16> {
+    match b {
+        b'0'..=b'9' => Some(u16::from(b - b'0')),
+        b'a'..=b'f' => Some(u16::from(b - b'a' + 10)),
+        b'A'..=b'F' => Some(u16::from(b - b'A' + 10)),
+        _ => None,
+    }
+}
+
+impl Scanner {
+    /// A scanner for exactly one top-level value.
+    pub fn new() -> Self {
+        Self {
+            state: State::Value,
+            sequence: false,
+            depth: 0,
+            deep: 0,
+            frames: [Frame::default(); MAX_TRACKED_DEPTH],
+            keys: [[0; MAX_KEY_BYTES]; MAX_TRACKED_DEPTH],
+            str_key: false,
+            str_capture: false,
+            str_buf: [0; MAX_STRING_BYTES],
+            str_len: 0,
+            str_truncated: false,
+            str_raw: 0,
+            hex_got: 0,
+            hex_acc: 0,
+            high_surrogate: None,
+            num_phase: NumPhase::Int,
+            num_value: 0,
+            num_integer: true,
+            lit: Lit::Null,
+            lit_pos: 0,
+            offset: 0,
+            at: 0,
+            error: None,
+            values: 0,
+            repaired: String::new(),
+        }
+    }
+
+    /// A scanner for a sequence of whitespace-separated top-level values (NDJSON).
+    pub fn sequence() -> Self {
+        Self {
+            sequence: true,
+            ..Self::new()
+        }
+    }
+
+    /// Forgets everything and expects a new document (one SSE event's data).
+    pub fn reset(&mut self) {
+        self.state = State::Value;
+        self.depth = 0;
+        self.deep = 0;
+        self.high_surrogate = None;
+        self.offset = 0;
+        self.at = 0;
+        self.error = None;
+        self.values = 0;
+    }
+
+    /// The error the scanner stopped at, if any.
+    pub fn error(&self) -> Option<JsonError> {
+        self.error
+    }
+
+    /// Number of complete top-level values seen.
+    pub fn values(&self) -> u64 {
+        self.values
+    }
+
+    /// True before any byte of a value was seen (only whitespace so far).
+    pub fn is_pristine(&self) -> bool {
+        self.state == State::Value && self.depth == 0 && self.values == 0
+    }
+
+    /// Heap bytes the scanner holds; bounded regardless of input.
+    pub fn heap_bytes(&self) -> usize {
+        self.repaired.capacity()
+    }
+
+    fn path(&self) -> Path<'_> {
+        Path {
+            frames: self.frames.get(..self.depth).unwrap_or(&[]),
+            keys: &self.keys,
+        }
+    }
+
+    fn fail<T>(&mut self, error: JsonError) -> Result<T, JsonError> {
+        self.state = State::Failed;
+        self.error = Some(error);
+        Err(error)
+    }
+
+    fn unexpected<T>(&mut self, byte: u8) -> Result<T, JsonError> {
+        let offset = self.at;
+        self.fail(JsonError::UnexpectedByte { byte, offset })
+    }
+
+    /// Scans one chunk. After an error every later call returns that error.
+    pub fn feed<V: Visitor + ?Sized>(
+        &mut self,
+        chunk: &[u8],
+        visitor: &mut V,
+    ) -> Result<(), JsonError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let mut i = 0usize;
+        while let Some(rest) = chunk.get(i..) {
+            let Some(&byte) = rest.first() else { break };
+            self.at = self.offset.saturating_add(i as u64);
+            match self.state {
+                State::Str => i = i.saturating_add(self.scan_string(rest, visitor)),
+                State::SkipStr => i = i.saturating_add(self.skip_string(rest)),
+                _ => {
+                    if self.step(byte, visitor)? {
+                        i = i.saturating_add(1);
+                    }
+                }
+            }
+        }
+        self.offset = self.offset.saturating_add(chunk.len() as u64);
+        Ok(())
+    }
+
+    /// Ends the input: completes a trailing top-level number and reports truncation.
+    pub fn finish<V: Visitor + ?Sized>(&mut self, visitor: &mut V) -> Result<(), JsonError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        match self.state {
+            State::TopAfter => Ok(()),
+            State::Number if self.depth == 0 && self.number_complete() => {
+                self.report_number(visitor);
+                self.after_value(visitor);
+                Ok(())
+            }
+            State::Value if self.depth == 0 && self.values == 0 => Err(JsonError::Empty),
+            _ => Err(JsonError::Truncated),
+        }
+    }
+
+    /// One byte in a structural state. Returns whether the byte was consumed (a number
+    /// ends at the first byte that is not part of it, which is then scanned again).
+    fn step<V: Visitor + ?Sized>(&mut self, byte: u8, visitor: &mut V) -> Result<bool, JsonError> {
+        match self.state {
+            State::Value => self.begin_value(byte, visitor)?,
+            State::ArrayFirst => {
+                if byte == b']' {
+                    self.close(false, byte, visitor)?;
+                } else {
+                    self.begin_value(byte, visitor)?;
+                }
+            }
+            State::ObjectFirst | State::ObjectKey => match byte {
+                b'"' => self.begin_string(true, false),
+                b'}' if self.state == State::ObjectFirst => self.close(true, byte, visitor)?,
+                b if is_ws(b) => {}
+                b => return self.unexpected(b),
+            },
+            State::Colon => match byte {
+                b':' => self.state = State::Value,
+                b if is_ws(b) => {}
+                b => return self.unexpected(b),
+            },
+            State::After => match byte {
+                b',' => {
+                    let object = match self
+                        .depth
+                        .checked_sub(1)
+                        .and_then(|d| self.frames.get_mut(d))
+                    {
+                        Some(frame) if frame.object => true,
+                        Some(frame) => {
+                            frame.index = frame.index.saturating_add(1);
+                            false
+                        }
+                        None => return self.unexpected(byte),
+                    };
+                    self.state = if object {
+                        State::ObjectKey
+                    } else {
+                        State::Value
+                    };
+                }
+                b'}' => self.close(true, byte, visitor)?,
+                b']' => self.close(false, byte, visitor)?,
+                b if is_ws(b) => {}
+                b => return self.unexpected(b),
+            },
+            State::TopAfter => {
+                if !is_ws(byte) {
+                    if !self.sequence {
+                        return self.unexpected(byte);
+                    }
+                    self.begin_value(byte, visitor)?;
+                }
+            }
+            State::Escape => self.escape(byte)?,
+            State::Unicode => {
+                let Some(digit) = hex_value(byte) else {
+                    let offset = self.at;
+                    return self.fail(JsonError::InvalidEscape { offset });
+                };
+                self.str_raw = self.str_raw.saturating_add(1);
+                self.hex_acc = (self.hex_acc << 4) | digit;
+                self.hex_got = self.hex_got.saturating_add(1);
+                if self.hex_got == 4 {
+                    self.code_unit(self.hex_acc);
+                    self.state = State::Str;
+                }
+            }
+            State::Number => return self.number(byte, visitor),
+            State::Literal => {
+                let text = self.lit.text();
+                if text.get(self.lit_pos) != Some(&byte) {
+                    return self.unexpected(byte);
+                }
+                self.lit_pos = self.lit_pos.saturating_add(1);
+                if self.lit_pos == text.len() {
+                    visitor.scalar(&self.path(), self.lit.scalar());
+                    self.after_value(visitor);
+                }
+            }
+            State::Skip => match byte {
+                b'"' => self.state = State::SkipStr,
+                b'{' | b'[' => self.deep = self.deep.saturating_add(1),
+                b'}' | b']' => {
+                    self.deep = self.deep.saturating_sub(1);
+                    if self.deep == 0 {
+                        self.after_value(visitor);
+                    }
+                }
+                _ => {}
+            },
+            State::SkipEscape => self.state = State::SkipStr,
+            // Handled by the chunk loop; listed so the match stays exhaustive.
+            State::Str | State::SkipStr => {}
+            State::Failed => return Err(self.error.unwrap_or(JsonError::Truncated)),
+        }
+        Ok(true)
+    }
+
+    fn begin_value<V: Visitor + ?Sized>(
+        &mut self,
+        byte: u8,
+        visitor: &mut V,
+    ) -> Result<(), JsonError> {
+        match byte {
+            b'{' => self.open(true),
+            b'[' => self.open(false),
+            b'"' => {
+                let capture = visitor.wants_string(&self.path());
+                self.begin_string(false, capture);
+            }
+            b'-' => self.begin_number(NumPhase::Minus, 0, false),
+            b'0' => self.begin_number(NumPhase::Zero, 0, true),
+            b'1'..=b'9' => self.begin_number(NumPhase::Int, u64::from(byte - b'0'), true),
+            b't' => self.begin_literal(Lit::True),
+            b'f' => self.begin_literal(Lit::False),
+            b'n' => self.begin_literal(Lit::Null),
+            b if is_ws(b) => {}
+            b => return self.unexpected(b),
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, object: bool) {
+        match self.frames.get_mut(self.depth) {
+            Some(frame) => {
+                *frame = Frame {
+                    object,
+                    index: 0,
+                    key_len: 0,
+                    key_long: false,
+                };
+                self.depth = self.depth.saturating_add(1);
+                self.state = if object {
+                    State::ObjectFirst
+                } else {
+                    State::ArrayFirst
+                };
+            }
+            None => {
+                // Too deep to track: count brackets until this container closes again.
+                self.deep = 1;
+                self.state = State::Skip;
+            }
+        }
+    }
+
+    fn close<V: Visitor + ?Sized>(
+        &mut self,
+        object: bool,
+        byte: u8,
+        visitor: &mut V,
+    ) -> Result<(), JsonError> {
+        let top = self.depth.checked_sub(1).and_then(|d| self.frames.get(d));
+        match top {
+            Some(frame) if frame.object == object => {
+                self.depth = self.depth.saturating_sub(1);
+                self.after_value(visitor);
+                Ok(())
+            }
+            _ => self.unexpected(byte),
+        }
+    }
+
+    fn after_value<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {
+        if self.depth == 0 {
+            self.values = self.values.saturating_add(1);
+            self.state = State::TopAfter;
+            visitor.value_end();
+        } else {
+            self.state = State::After;
+        }
+    }
+
+    fn begin_string(&mut self, key: bool, capture: bool) {
+        self.state = State::Str;
+        self.str_key = key;
+        self.str_capture = capture;
+        self.str_len = 0;
+        self.str_truncated = false;
+        self.str_raw = 0;
+        self.high_surrogate = None;
+        if key {
+            if let Some(frame) = self
+                .depth
+                .checked_sub(1)
+                .and_then(|d| self.frames.get_mut(d))
+            {
+                frame.key_len = 0;
+                frame.key_long = false;
+            }
+        }
+    }
+
+    /// The hot loop: finds the end of the string or the next escape with `memchr`.
+    /// Returns the bytes consumed.
+    fn scan_string<V: Visitor + ?Sized>(&mut self, rest: &[u8], visitor: &mut V) -> usize {
+        let keep = self.str_key || self.str_capture;
+        match memchr2(b'"', b'\\', rest) {
+            None => {
+                self.str_raw = self.str_raw.saturating_add(rest.len() as u64);
+                if keep {
+                    self.push_text(rest);
+                }
+                rest.len()
+            }
+            Some(end) => {
+                let (content, tail) = rest.split_at_checked(end).unwrap_or((rest, &[]));
+                self.str_raw = self.str_raw.saturating_add(end as u64);
+                if keep {
+                    self.push_text(content);
+                }
+                if tail.first() == Some(&b'"') {
+                    self.end_string(visitor);
+                } else {
+                    self.str_raw = self.str_raw.saturating_add(1);
+                    self.state = State::Escape;
+                }
+                end.saturating_add(1)
+            }
+        }
+    }
+
+    fn skip_string(&mut self, rest: &[u8]) -> usize {
+        match memchr2(b'"', b'\\', rest) {
+            None => rest.len(),
+            Some(end) => {
+                self.state = if rest.get(end) == Some(&b'"') {
+                    State::Skip
+                } else {
+                    State::SkipEscape
+                };
+                end.saturating_add(1)
+            }
+        }
+    }
+
+    fn escape(&mut self, byte: u8) -> Result<(), JsonError> {
+        self.str_raw = self.str_raw.saturating_add(1);
+        let decoded = match byte {
+            b'"' | b'\\' | b'/' => byte,
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                self.hex_got = 0;
+                self.hex_acc = 0;
+                self.state = State::Unicode;
+                return Ok(());
+            }
+            _ => {
+                let offset = self.at;
+                return self.fail(JsonError::InvalidEscape { offset });
+            }
+        };
+        self.push_text(&[decoded]);
+        self.state = State::Str;
+        Ok(())
+    }
+
+    /// One `\uXXXX` code unit: pairs surrogates, and turns lone ones into U+FFFD.
+    fn code_unit(&mut self, unit: u16) {
+        if let Some(high) = self.high_surrogate.take() {
+            if (0xDC00..=0xDFFF).contains(&unit) {
+                let code =
+                    0x10000 + ((u32::from(high) - 0xD800) << 10) + (u32::from(unit) - 0xDC00);
+                self.push_char(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER));
+                return;
+            }
+            self.push_char(char::REPLACEMENT_CHARACTER);
+        }
+        if (0xD800..=0xDBFF).contains(&unit) {
+            self.high_surrogate = Some(unit);
+        } else {
+            self.push_char(char::from_u32(u32::from(unit)).unwrap_or(char::REPLACEMENT_CHARACTER));
+        }
+    }
+
+    fn push_char(&mut self, c: char) {
+        let mut buf = [0u8; 4];
+        self.push_bytes(c.encode_utf8(&mut buf).as_bytes());
+    }
+
+    /// Decoded text outside a `\u` escape: a pending high surrogate was lone.
+    fn push_text(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.high_surrogate.take().is_some() {
+            self.push_char(char::REPLACEMENT_CHARACTER);
+        }
+        self.push_bytes(bytes);
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        if self.str_key {
+            let slot = self.depth.checked_sub(1);
+            let (Some(frame), Some(key)) = (
+                slot.and_then(|d| self.frames.get_mut(d)),
+                slot.and_then(|d| self.keys.get_mut(d)),
+            ) else {
+                return;
+            };
+            if frame.key_long {
+                return;
+            }
+            let start = usize::from(frame.key_len);
+            let end = start.saturating_add(bytes.len());
+            match (key.get_mut(start..end), u8::try_from(end)) {
+                (Some(dst), Ok(len)) => {
+                    dst.copy_from_slice(bytes);
+                    frame.key_len = len;
+                }
+                _ => frame.key_long = true,
+            }
+        } else if self.str_capture && !self.str_truncated {
+            let room = MAX_STRING_BYTES.saturating_sub(self.str_len);
+            let take = bytes.len().min(room);
+            let end = self.str_len.saturating_add(take);
+            if let (Some(dst), Some(src)) =
+                (self.str_buf.get_mut(self.str_len..end), bytes.get(..take))
+            {
+                dst.copy_from_slice(src);
+                self.str_len = end;
+            }
+            if take < bytes.len() {
+                self.str_truncated = true;
+            }
+        }
+    }
+
+    fn end_string<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {
+        if self.high_surrogate.take().is_some() {
+            self.push_char(char::REPLACEMENT_CHARACTER);
+        }
+        if self.str_key {
+            self.state = State::Colon;
+            return;
+        }
+        let raw_len = self.str_raw;
+        let truncated = self.str_truncated;
+        if !self.str_capture {
+            let value = Scalar::String(JsonStr {
+                text: None,
+                truncated,
+                raw_len,
+            });
+            visitor.scalar(&self.path(), value);
+            self.after_value(visitor);
+            return;
+        }
+        let bytes = self.str_buf.get(..self.str_len).unwrap_or(&[]);
+        // A cut string may end inside a character; drop that partial character. Anything
+        // else that is not UTF-8 is repaired rather than rejected: it is only a label.
+        let valid = match std::str::from_utf8(bytes) {
+            Ok(_) => Some(bytes.len()),
+            Err(e) if truncated && e.error_len().is_none() => Some(e.valid_up_to()),
+            Err(_) => None,
+        };
+        if valid.is_none() {
+            self.repaired.clear();
+            self.repaired.push_str(&String::from_utf8_lossy(bytes));
+        }
+        let text = match valid {
+            Some(len) => self
+                .str_buf
+                .get(..len)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or(""),
+            None => self.repaired.as_str(),
+        };
+        let value = Scalar::String(JsonStr {
+            text: Some(text),
+            truncated,
+            raw_len,
+        });
+        visitor.scalar(&self.path(), value);
+        self.after_value(visitor);
+    }
+
+    fn begin_number(&mut self, phase: NumPhase, value: u64, integer: bool) {
+        self.state = State::Number;
+        self.num_phase = phase;
+        self.num_value = value;
+        self.num_integer = integer;
+    }
+
+    fn number_complete(&self) -> bool {
+        matches!(
+            self.num_phase,
+            NumPhase::Zero | NumPhase::Int | NumPhase::Frac | NumPhase::ExpDigits
+        )
+    }
+
+    fn report_number<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {
+        let number = if self.num_integer {
+            Number::Integer(self.num_value)
+        } else {
+            Number::Other
+        };
+        visitor.scalar(&self.path(), Scalar::Number(number));
+    }
+
+    fn number<V: Visitor + ?Sized>(
+        &mut self,
+        byte: u8,
+        visitor: &mut V,
+    ) -> Result<bool, JsonError> {
+        use NumPhase::*;
+        let next = match (self.num_phase, byte) {
+            (Minus, b'0') => Zero,
+            (Minus, b'1'..=b'9') => Int,
+            (Int, b'0'..=b'9') => {
+                self.num_value = self
+                    .num_value
+                    .saturating_mul(10)
+                    .saturating_add(u64::from(byte - b'0'));
+                Int
+            }
+            (Zero | Int, b'.') => Dot,
+            (Dot | Frac, b'0'..=b'9') => Frac,
+            (Zero | Int | Frac, b'e' | b'E') => Exp,
+            (Exp, b'+' | b'-') => ExpSign,
+            (Exp | ExpSign | ExpDigits, b'0'..=b'9') => ExpDigits,
+            _ if self.number_complete()
+                && !byte.is_ascii_digit()
+                && !matches!(byte, b'.' | b'e' | b'E' | b'+' | b'-') =>
+            {
+                self.report_number(visitor);
+                self.after_value(visitor);
+                // The terminating byte belongs to the next token.
+                return Ok(false);
+            }
+            _ => {
+                let offset = self.at;
+                return self.fail(JsonError::InvalidNumber { offset });
+            }
+        };
+        if !matches!(next, Int | Zero) {
+            self.num_integer = false;
+        }
+        self.num_phase = next;
+        Ok(true)
+    }
+
+    fn begin_literal(&mut self, lit: Lit) {
+        self.state = State::Literal;
+        self.lit = lit;
+        self.lit_pos = 1;
+    }
+}

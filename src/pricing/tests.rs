@@ -1,0 +1,88 @@
+//! Unit tests of the table mechanics; the price list itself is asserted in
+//! `tests/pricing_builtin.rs`. These also run on wasm32.
+
+use super::*;
+
+fn usage(input: u64, output: u64) -> NormalizedUsage {
+    NormalizedUsage { input_tokens: input, output_tokens: output, ..NormalizedUsage::default() }
+}
+
+#[test]
+fn usd_string_rounds_half_up_to_the_nano_dollar() {
+    assert_eq!(PicoUsd(0).to_usd_string(), "0.000000000");
+    assert_eq!(PicoUsd(435_000_000).to_usd_string(), "0.000435000");
+    assert_eq!(PicoUsd(499).to_usd_string(), "0.000000000");
+    assert_eq!(PicoUsd(500).to_usd_string(), "0.000000001");
+    assert_eq!(PicoUsd(1_499).to_usd_string(), "0.000000001");
+    assert_eq!(PicoUsd(1_500).to_usd_string(), "0.000000002");
+    assert_eq!(PicoUsd(12_345_678_900_000).to_usd_string(), "12.345678900");
+    assert_eq!(PicoUsd(999_999_999_999).to_usd_string(), "1.000000000");
+    assert_eq!(PicoUsd(u64::MAX).to_usd_string(), "18446744.073709552");
+}
+
+#[test]
+fn usd_amounts_parse_exactly() {
+    assert_eq!(PicoUsd::from_usd_str("12.50"), Ok(PicoUsd(12_500_000_000_000)));
+    assert_eq!(PicoUsd::from_usd_str("0.000000000001"), Ok(PicoUsd(1)));
+    assert_eq!(PicoUsd::from_usd_str("-1"), Err(DecimalError::Negative));
+    assert_eq!(PicoUsd(1_234).split_nanos(), (1, 234));
+}
+
+#[test]
+fn flex_halves_rounding_half_up() {
+    let p = ModelPrice { input: 3, cached_input: 2, cache_write_5m: 1, cache_write_1h: 0, output: 5 };
+    assert_eq!(p.halved(), ModelPrice { input: 2, cached_input: 1, cache_write_5m: 1, cache_write_1h: 0, output: 3 });
+}
+
+#[test]
+fn merge_replaces_same_names_and_keeps_the_rest_sorted() {
+    let mut a = PriceTable::empty();
+    a.insert(Cow::Borrowed("b"), ModelPricing::from_price(ModelPrice { input: 1, ..ModelPrice::default() }));
+    a.insert(Cow::Borrowed("d"), ModelPricing::from_price(ModelPrice { input: 2, ..ModelPrice::default() }));
+    let mut b = PriceTable::empty();
+    b.insert(Cow::Borrowed("a"), ModelPricing::from_price(ModelPrice { input: 3, ..ModelPrice::default() }));
+    b.insert(Cow::Borrowed("d"), ModelPricing::from_price(ModelPrice { input: 4, ..ModelPrice::default() }));
+    b.insert(Cow::Borrowed("e"), ModelPricing::from_price(ModelPrice { input: 5, ..ModelPrice::default() }));
+    b.version = Cow::Borrowed("x");
+    a.merge(b);
+    assert_eq!(a.models().collect::<Vec<_>>(), ["a", "b", "d", "e"]);
+    assert_eq!(a.resolve("d").map(|(_, p)| p.input), Some(4));
+    assert_eq!(a.version(), "x");
+}
+
+#[test]
+fn batch_halves_tokens_but_not_tool_fees() {
+    let pricing = ModelPricing {
+        web_search_per_call: Some(10),
+        ..ModelPricing::from_price(ModelPrice { input: 3, output: 0, ..ModelPrice::default() })
+    };
+    let u = NormalizedUsage { web_search_requests: 2, ..usage(1, 0) };
+    let q = pricing.quote(&u, PricingContext { service_tier: ServiceTier::Flex, batch: true });
+    // 1 token x 3 pico = 3, halved half-up = 2, plus 2 x 10 fee.
+    assert_eq!(q.cost, PicoUsd(22));
+    assert_eq!(q.service_tier, ServiceTier::Standard);
+    assert!(q.batch);
+}
+
+#[test]
+fn unknown_tool_fee_adds_nothing() {
+    let pricing = ModelPricing::from_price(ModelPrice { input: 3, ..ModelPrice::default() });
+    let u = NormalizedUsage { web_search_requests: 5, web_fetch_requests: 5, ..usage(2, 0) };
+    assert_eq!(pricing.quote(&u, PricingContext::default()).cost, PicoUsd(6));
+}
+
+#[test]
+fn service_tier_names() {
+    assert_eq!(ServiceTier::from_name("flex"), ServiceTier::Flex);
+    assert_eq!(ServiceTier::from_name("priority"), ServiceTier::Priority);
+    for name in ["default", "auto", "scale", "standard", "", "FLEX?"] {
+        assert_eq!(ServiceTier::from_name(name), ServiceTier::Standard, "{name}");
+    }
+    assert_eq!(ServiceTier::Flex.as_str(), "flex");
+}
+
+#[test]
+fn costs_saturate() {
+    let p = ModelPrice { input: u64::MAX, output: u64::MAX, ..ModelPrice::default() };
+    assert_eq!(cost(&p, &usage(u64::MAX, u64::MAX)), PicoUsd(u64::MAX));
+}

@@ -1,0 +1,149 @@
+//! OpenAI's APIs as path tables: chat completions, legacy completions, embeddings and the
+//! Responses API. Azure OpenAI and OpenAI-compatible servers speak the same bodies.
+//!
+//! Conventions (declared by the scanner, applied once in `Usage::normalize`): `prompt_tokens`
+//! / `input_tokens` already include cached tokens, and `completion_tokens` /
+//! `output_tokens` already include reasoning tokens. Streams carry usage in a final chunk
+//! with `choices: []` (only when the client asked for `stream_options.include_usage`), and
+//! the Responses API repeats the whole response, usage included, in its terminal
+//! `response.completed` / `response.incomplete` / `response.failed` event; the same paths
+//! therefore serve the JSON body and every SSE event.
+
+use crate::json::Step::{AnyIndex as Any, Key as K};
+
+use super::mapping::{rule, Rule, Target as T};
+
+/// Chat completions: a `chat.completion` body or each `chat.completion.chunk` event.
+pub(crate) static CHAT_COMPLETIONS: &[Rule] = &[
+    rule(&[K("usage"), K("prompt_tokens")], T::Input),
+    rule(&[K("usage"), K("completion_tokens")], T::Output),
+    rule(
+        &[K("usage"), K("prompt_tokens_details"), K("cached_tokens")],
+        T::CacheRead,
+    ),
+    // Reported by some OpenAI-compatible servers for prompt-cache writes.
+    rule(
+        &[
+            K("usage"),
+            K("prompt_tokens_details"),
+            K("cache_write_tokens"),
+        ],
+        T::CacheCreation,
+    ),
+    rule(
+        &[
+            K("usage"),
+            K("completion_tokens_details"),
+            K("reasoning_tokens"),
+        ],
+        T::Reasoning,
+    ),
+    rule(&[K("model")], T::Model),
+    rule(&[K("id")], T::Id),
+    rule(&[K("service_tier")], T::ServiceTier),
+    rule(&[K("choices"), Any, K("finish_reason")], T::FinishReason),
+    rule(
+        &[K("choices"), Any, K("delta"), K("content")],
+        T::OutputText,
+    ),
+    rule(
+        &[K("choices"), Any, K("delta"), K("reasoning_content")],
+        T::OutputText,
+    ),
+    rule(
+        &[
+            K("choices"),
+            Any,
+            K("delta"),
+            K("tool_calls"),
+            Any,
+            K("function"),
+            K("arguments"),
+        ],
+        T::OutputText,
+    ),
+    rule(
+        &[K("choices"), Any, K("message"), K("content")],
+        T::OutputText,
+    ),
+];
+
+/// Legacy completions (`text_completion` bodies and chunks).
+pub(crate) static COMPLETIONS: &[Rule] = &[
+    rule(&[K("usage"), K("prompt_tokens")], T::Input),
+    rule(&[K("usage"), K("completion_tokens")], T::Output),
+    rule(
+        &[K("usage"), K("prompt_tokens_details"), K("cached_tokens")],
+        T::CacheRead,
+    ),
+    rule(
+        &[
+            K("usage"),
+            K("completion_tokens_details"),
+            K("reasoning_tokens"),
+        ],
+        T::Reasoning,
+    ),
+    rule(&[K("model")], T::Model),
+    rule(&[K("id")], T::Id),
+    rule(&[K("choices"), Any, K("finish_reason")], T::FinishReason),
+    rule(&[K("choices"), Any, K("text")], T::OutputText),
+];
+
+/// Embeddings: only prompt tokens are billed. The vectors are skipped unread.
+pub(crate) static EMBEDDINGS: &[Rule] = &[
+    rule(&[K("usage"), K("prompt_tokens")], T::Input),
+    rule(&[K("model")], T::Model),
+];
+
+/// Responses API: the response object at the root (JSON) or under `response` (SSE events).
+pub(crate) static RESPONSES: &[Rule] = &[
+    rule(&[K("usage"), K("input_tokens")], T::Input),
+    rule(&[K("usage"), K("output_tokens")], T::Output),
+    rule(
+        &[K("usage"), K("input_tokens_details"), K("cached_tokens")],
+        T::CacheRead,
+    ),
+    rule(
+        &[
+            K("usage"),
+            K("output_tokens_details"),
+            K("reasoning_tokens"),
+        ],
+        T::Reasoning,
+    ),
+    rule(&[K("model")], T::Model),
+    rule(&[K("id")], T::Id),
+    rule(&[K("status")], T::FinishReason),
+    rule(&[K("service_tier")], T::ServiceTier),
+    rule(
+        &[K("output"), Any, K("content"), Any, K("text")],
+        T::OutputText,
+    ),
+    rule(&[K("response"), K("usage"), K("input_tokens")], T::Input),
+    rule(&[K("response"), K("usage"), K("output_tokens")], T::Output),
+    rule(
+        &[
+            K("response"),
+            K("usage"),
+            K("input_tokens_details"),
+            K("cached_tokens"),
+        ],
+        T::CacheRead,
+    ),
+    rule(
+        &[
+            K("response"),
+            K("usage"),
+            K("output_tokens_details"),
+            K("reasoning_tokens"),
+        ],
+        T::Reasoning,
+    ),
+    rule(&[K("response"), K("model")], T::Model),
+    rule(&[K("response"), K("id")], T::Id),
+    rule(&[K("response"), K("status")], T::FinishReason),
+    rule(&[K("response"), K("service_tier")], T::ServiceTier),
+    // `response.output_text.delta` and `response.function_call_arguments.delta` events.
+    rule(&[K("delta")], T::OutputText),
+];
