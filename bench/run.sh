@@ -78,16 +78,9 @@ fi
 
 # --- micro-benchmarks (after the Envoys have stopped, so they do not compete) ------------
 if [ -z "${BENCH_SKIP_MICRO:-}" ]; then
-    features=""
-    # TODO(eventstream): the benchmark body is a TODO in bench/micro/benches/extract.rs; the
-    # feature only switches it on once the module exists.
-    if grep -qs 'mod eventstream' "$ROOT"/src/stream/*.rs; then
-        features="--features eventstream"
-    fi
-    say "criterion micro-benchmarks (bench/micro) $features"
+    say "criterion micro-benchmarks (bench/micro)"
     rm -f "$CRITERION_HOME/tokenmeter-sanity.json"
-    # shellcheck disable=SC2086
-    (cd bench/micro && cargo bench $features --bench extract) 2>&1 | \
+    (cd bench/micro && cargo bench --bench extract) 2>&1 | \
         grep -E '^(sanity|[a-z_0-9]+/(tokenmeter|serde_json))|time:|thrpt:|error|warning: unused' || true
 fi
 

@@ -11,7 +11,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tokenmeter::json::{Path, Scalar, Scanner, Step, Visitor};
 use tokenmeter::providers::{Api, ResponseOutcome, ResponseScanner};
+use tokenmeter::stream::eventstream::EventStreamDecoder;
 use tokenmeter_micro as synth;
 
 fn scan(api: Api, content_type: &str, chunks: &[&[u8]]) -> ResponseOutcome {
@@ -20,6 +22,55 @@ fn scan(api: Api, content_type: &str, chunks: &[&[u8]]) -> ResponseOutcome {
         scanner.feed(c);
     }
     scanner.finish()
+}
+
+/// Picks Bedrock's `usage.inputTokens` / `usage.outputTokens` out of payloads.
+#[derive(Default)]
+struct BedrockUsage {
+    input: Option<u64>,
+    output: Option<u64>,
+}
+
+impl Visitor for BedrockUsage {
+    fn scalar(&mut self, path: &Path<'_>, value: Scalar<'_>) {
+        if path.matches(&[Step::Key("usage"), Step::Key("inputTokens")]) {
+            self.input = value.as_u64();
+        } else if path.matches(&[Step::Key("usage"), Step::Key("outputTokens")]) {
+            self.output = value.as_u64();
+        }
+    }
+}
+
+fn eventstream_scan(chunks: &[&[u8]]) -> (Option<u64>, Option<u64>) {
+    let mut decoder = EventStreamDecoder::new();
+    let mut scanner = Scanner::new();
+    let mut usage = BedrockUsage::default();
+    for chunk in chunks {
+        let mut input: &[u8] = chunk;
+        while let Ok(Some(message)) = decoder.decode(&mut input) {
+            scanner.reset();
+            if scanner.feed(message.payload(), &mut usage).is_ok() {
+                let _ = scanner.finish(&mut usage);
+            }
+        }
+    }
+    (usage.input, usage.output)
+}
+
+fn eventstream_serde(chunks: &[&[u8]]) -> Option<u64> {
+    let mut decoder = EventStreamDecoder::new();
+    let mut found = None;
+    for chunk in chunks {
+        let mut input: &[u8] = chunk;
+        while let Ok(Some(message)) = decoder.decode(&mut input) {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(message.payload()) {
+                if let Some(n) = v.get("usage").and_then(|u| u.get("inputTokens")).and_then(|n| n.as_u64()) {
+                    found = Some(n);
+                }
+            }
+        }
+    }
+    found
 }
 
 fn quick() -> bool {
@@ -103,14 +154,32 @@ fn benches(c: &mut Criterion) {
     g.bench_function("serde_json", |b| b.iter(|| synth::serde_json_prompt_tokens(black_box(&emb))));
     g.finish();
 
-    // TODO(eventstream): once `tokenmeter::stream::eventstream` and a Bedrock `Api` exist,
-    // add a `eventstream_bedrock_60` group here behind `#[cfg(feature = "eventstream")]`
-    // (run.sh enables the feature when src/stream/ declares the module): frame 60 ConverseStream
-    // events (`contentBlockDelta` x58, `messageStop`, `metadata` with usage) with the 12-byte
-    // prelude and CRCs, feed them through the scanner, and compare with serde_json parsing each
-    // payload.
-    #[cfg(feature = "eventstream")]
-    eprintln!("eventstream feature on, but the benchmark body is still a TODO");
+    // Bedrock ConverseStream: 60 AWS eventstream frames. There is no Bedrock extractor in
+    // `providers` yet, so the tokenmeter side is the pieces it will be built from: the
+    // eventstream decoder plus the incremental JSON scanner picking `usage.*Tokens` out of each
+    // payload. The baseline uses the same decoder (CRC checks included) and serde_json for the
+    // payloads, so the ratio isolates payload parsing.
+    // TODO(bedrock): switch to `ResponseScanner` once a Bedrock `Api` exists.
+    let es_frames = synth::bedrock_converse_frames(60);
+    let es_refs: Vec<&[u8]> = es_frames.iter().map(Vec::as_slice).collect();
+    let es_len: usize = es_frames.iter().map(Vec::len).sum();
+    let (input, output) = eventstream_scan(&es_refs);
+    eprintln!(
+        "sanity eventstream_bedrock_60: input={input:?} output={output:?} -> {}",
+        if input == Some(synth::PROMPT_TOKENS) { "ok" } else { "NO USAGE EXTRACTED" }
+    );
+    lines.push(format!(
+        "\"eventstream_bedrock_60\":{{\"ok\":{},\"input\":{},\"output\":{}}}",
+        input == Some(synth::PROMPT_TOKENS),
+        input.map_or("null".into(), |n| n.to_string()),
+        output.map_or("null".into(), |n| n.to_string())
+    ));
+    assert_eq!(eventstream_serde(&es_refs), Some(synth::PROMPT_TOKENS));
+    let mut g = c.benchmark_group("eventstream_bedrock_60");
+    g.throughput(Throughput::Bytes(es_len as u64));
+    g.bench_function("tokenmeter", |b| b.iter(|| eventstream_scan(black_box(&es_refs))));
+    g.bench_function("serde_json", |b| b.iter(|| eventstream_serde(black_box(&es_refs))));
+    g.finish();
 
     write_sanity(&lines);
 }

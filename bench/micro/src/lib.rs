@@ -121,6 +121,62 @@ pub fn embeddings_json(target: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// One AWS eventstream frame (`application/vnd.amazon.eventstream`): 12-byte prelude with
+/// its CRC32, string headers, the payload and the message CRC32.
+pub fn eventstream_frame(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+    let mut h = Vec::new();
+    for (name, value) in headers {
+        h.push(name.len() as u8);
+        h.extend_from_slice(name.as_bytes());
+        h.push(7); // string
+        h.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        h.extend_from_slice(value.as_bytes());
+    }
+    let total = 12 + h.len() + payload.len() + 4;
+    let mut f = Vec::with_capacity(total);
+    f.extend_from_slice(&(total as u32).to_be_bytes());
+    f.extend_from_slice(&(h.len() as u32).to_be_bytes());
+    let prelude_crc = crc32fast::hash(&f);
+    f.extend_from_slice(&prelude_crc.to_be_bytes());
+    f.extend_from_slice(&h);
+    f.extend_from_slice(payload);
+    let crc = crc32fast::hash(&f);
+    f.extend_from_slice(&crc.to_be_bytes());
+    f
+}
+
+/// A Bedrock `ConverseStream` response of `frames` frames (minimum 4): `messageStart`, text
+/// deltas, `contentBlockStop`, `messageStop` and the `metadata` event carrying usage, each
+/// payload with the `p` padding field Bedrock adds.
+pub fn bedrock_converse_frames(frames: usize) -> Vec<Vec<u8>> {
+    let mut rng = Rng(0x5eed_0004);
+    let event = |kind: &str, json: String| {
+        eventstream_frame(
+            &[(":event-type", kind), (":content-type", "application/json"), (":message-type", "event")],
+            json.as_bytes(),
+        )
+    };
+    let pad = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ";
+    let mut out = vec![event("messageStart", format!("{{\"p\":\"{pad}\",\"role\":\"assistant\"}}"))];
+    for _ in 0..frames.saturating_sub(4) {
+        let text = words(&mut rng, 3);
+        out.push(event(
+            "contentBlockDelta",
+            format!("{{\"contentBlockIndex\":0,\"delta\":{{\"text\":\" {text}\"}},\"p\":\"{pad}\"}}"),
+        ));
+    }
+    out.push(event("contentBlockStop", format!("{{\"contentBlockIndex\":0,\"p\":\"{pad}\"}}")));
+    out.push(event("messageStop", format!("{{\"p\":\"{pad}\",\"stopReason\":\"end_turn\"}}")));
+    out.push(event(
+        "metadata",
+        format!(
+            "{{\"metrics\":{{\"latencyMs\":1200}},\"p\":\"{pad}\",\"usage\":{{\"inputTokens\":{PROMPT_TOKENS},\"outputTokens\":{COMPLETION_TOKENS},\"totalTokens\":{}}}}}",
+            PROMPT_TOKENS + COMPLETION_TOKENS
+        ),
+    ));
+    out
+}
+
 /// Splits a body into network-sized chunks, as Envoy hands them to a filter.
 pub fn split(body: &[u8], chunk: usize) -> Vec<&[u8]> {
     body.chunks(chunk.max(1)).collect()
@@ -157,6 +213,48 @@ pub fn serde_json_prompt_tokens(body: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The benchmark's premise: tokenmeter reads the known usage out of every synthetic body.
+    #[test]
+    fn tokenmeter_extracts_the_known_usage() {
+        use tokenmeter::providers::{Api, ResponseScanner};
+        let cases: [(Api, &str, Vec<Vec<u8>>); 3] = [
+            (Api::OpenAiChatCompletions, "text/event-stream", openai_sse_chunks(60)),
+            (Api::OpenAiChatCompletions, "application/json", vec![chat_json(1024)]),
+            (Api::OpenAiEmbeddings, "application/json", vec![embeddings_json(1 << 20)]),
+        ];
+        for (api, ct, chunks) in cases {
+            let mut s = ResponseScanner::new(api, Some(ct));
+            for c in &chunks {
+                s.feed(c);
+            }
+            let out = s.finish();
+            assert_eq!(out.usage.input_tokens, Some(PROMPT_TOKENS), "{api:?} {ct}");
+            if api != Api::OpenAiEmbeddings {
+                assert_eq!(out.usage.output_tokens, Some(COMPLETION_TOKENS), "{api:?} {ct}");
+            }
+        }
+    }
+
+    #[test]
+    fn eventstream_frames_decode_with_tokenmeter_and_end_in_usage() {
+        let frames = bedrock_converse_frames(60);
+        assert_eq!(frames.len(), 60);
+        let all = frames.concat();
+        let mut input = all.as_slice();
+        let mut dec = tokenmeter::stream::eventstream::EventStreamDecoder::new();
+        let mut last = None;
+        let mut n = 0;
+        while let Some(m) = dec.decode(&mut input).unwrap() {
+            n += 1;
+            last = Some((m.event_type().map(str::to_owned), m.payload().to_vec()));
+        }
+        assert_eq!(n, 60);
+        let (kind, payload) = last.unwrap();
+        assert_eq!(kind.as_deref(), Some("metadata"));
+        let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(v["usage"]["inputTokens"].as_u64(), Some(PROMPT_TOKENS));
+    }
 
     #[test]
     fn bodies_carry_the_known_usage_for_the_baseline() {
