@@ -176,10 +176,19 @@ def main():
              f"{' '.join(env.get('loadavg_end', ['?']))} at end")
     L.append(f"- Envoy: {m['envoy']} (`--concurrency 2` for each Envoy under test; one "
              "direct_response Envoy as the upstream; client wrk, 1 thread)")
-    L.append(f"- tokenmeter.wasm: {fmt(wasm_size, 0) + ' bytes' if wasm_size else 'not built'}")
-    L.append(f"- (d) budget config: `{env.get('tm_budget_config', '{}')}` "
-             "(TODO: budget config once budgets land), attribution headers x-llm-feature/"
-             "customer/user sent")
+    digest = ""
+    if wasm_size:
+        import hashlib
+        with open(WASM, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    rel = os.path.relpath(WASM, ROOT) if WASM.startswith(ROOT) else WASM
+    L.append(f"- tokenmeter.wasm: {fmt(wasm_size, 0) + ' bytes' if wasm_size else 'not built'}"
+             f" (`{rel}`, sha256 {digest or 'n/a'}"
+             f"{'; ' + os.environ['BENCH_WASM_NOTE'] if os.environ.get('BENCH_WASM_NOTE') else ''})")
+    dinfo = variants.get("d", {})
+    L.append(f"- (d) plugin config: `{dinfo.get('config', env.get('tm_budget_config', '{}'))}`"
+             ", attribution headers x-llm-feature/customer/user sent" +
+             (f" — NOTE: {dinfo['note']}" if dinfo.get("note") else ""))
     L.append(f"- sse_to_metadata in this Envoy: {'yes' if env.get('sse_to_metadata') else 'no'}")
     for v, info in variants.items():
         if info.get("error"):
@@ -194,7 +203,8 @@ def main():
     L.append("| workload | figure | " + " | ".join(LABELS[v] for v in cols) + " |")
     L.append("|---|---|" + "---|" * len(cols))
     names = {"chat": "chat JSON ~1 KB", "stream": "chat SSE, 60 events",
-             "embed10m": "embeddings JSON 10 MiB"}
+             "embed10m": "embeddings JSON 10 MiB",
+             "passthrough": "non-LLM path (/healthz), same 1 KB exchange"}
     for wl in WORKLOADS:
         rows = [("CPU µs/request", "cpu_us", 1), ("RPS", "rps", 0), ("p50 ms", "p50_ms", 2),
                 ("p99 ms", "p99_ms", 2)]
@@ -205,9 +215,10 @@ def main():
             "—" if v == "a" else
             f"{fmt(fig[(wl, v)].get('added_us'), 1)} µs ({fmt(fig[(wl, v)].get('added_pct'), 1)}%)"
             for v in cols) + " |")
-        L.append(f"| {names[wl]} | usage extracted | " + " | ".join(
-            "—" if v == "a" else {True: "yes", False: "**no**", None: "?"}[extracted(v, wl)]
-            for v in cols) + " |")
+        if wl != "passthrough":
+            L.append(f"| {names[wl]} | usage extracted | " + " | ".join(
+                "—" if v == "a" else {True: "yes", False: "**no**", None: "?"}[extracted(v, wl)]
+                for v in cols) + " |")
         L.append(f"| {names[wl]} | requests (errors) | " + " | ".join(
             f"{fig[(wl, v)]['requests']} ({fig[(wl, v)]['errors']})" for v in cols) + " |")
     L.append("")
@@ -240,6 +251,22 @@ def main():
              "is the whole Envoy process's RSS: it includes Envoy's own buffers and allocator "
              "caching, not just the V8 linear memory. (a) is the control: growth beyond (a)'s "
              "is what the filter keeps. (b) buffers whole bodies by design.\n")
+
+    counts = []
+    for v in ("c", "d"):
+        stats = mem.get(v, {}).get("wasm_stats", "")
+        tot = {}
+        for line in stats.splitlines():
+            name, _, val = line.rpartition(": ")
+            for metric in ("tokenmeter_requests_total", "tokenmeter_usage_missing_total",
+                           "tokenmeter_unrecognized_requests_total"):
+                if name.endswith(metric) and val.strip().isdigit():
+                    tot[metric] = tot.get(metric, 0) + int(val)
+        if tot:
+            counts.append(f"{LABELS[v]}: " + ", ".join(f"{k} {n:,}" for k, n in sorted(tot.items())))
+    if counts:
+        L.append("tokenmeter's own counters at the end of the run (all phases; requests cut at "
+                 "the end of a wrk window count as usage missing): " + "; ".join(counts) + ".\n")
 
     L.append("## Micro-benchmarks: usage extraction (criterion, bench/micro)\n")
     L.append("| body | tokenmeter MB/s | serde_json full parse MB/s | ratio | usage extracted |")

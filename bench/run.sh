@@ -11,8 +11,9 @@
 #
 # Knobs: BENCH_QUICK, BENCH_REPS, BENCH_SECONDS, BENCH_N_EMBED, BENCH_TTFB_SAMPLES,
 # BENCH_PORT_BASE (18700), BENCH_BASE_ID (4700), BENCH_SKIP_MICRO=1, BENCH_SKIP_ENVOY=1,
-# TM_WASM (build/tokenmeter.wasm), TM_ROOT_ID (tokenmeter),
-# TM_BUDGET_CONFIG (variant d's plugin config; TODO: a budget config once budgets land).
+# TM_WASM (build/tokenmeter.wasm; TM_WASM_NO_BUILD=1 skips the rebuild check), TM_ROOT_ID
+# (tokenmeter), BENCH_WASM_NOTE (provenance text for the report),
+# TM_BUDGET_CONFIG (variant d's plugin config; default: one never-exhausted budget, see bench.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
