@@ -270,6 +270,14 @@ def validate(cfg, name, base_id):
     return path, r.returncode == 0, (r.stdout + r.stderr)[-1500:]
 
 
+def reject_reason(out):
+    """The module's own words when it rejected its config, else Envoy's last line."""
+    lines = [ln for ln in out.strip().splitlines() if ln.strip()]
+    mine = [ln for ln in lines if "wasm log" in ln]
+    pick = (mine or lines or ["?"])[-1]
+    return pick.split("]", 5)[-1].strip()[-300:] if mine else pick[-300:]
+
+
 def wait_ready(admin, proc, timeout=60):
     end = time.time() + timeout
     while time.time() < end:
@@ -503,7 +511,7 @@ def cmd_envoy():
             if v == "d":
                 info["config"] = TM_BUDGET_CONFIG
             if v == "d" and not ok and TM_BUDGET_CONFIG != "{}":
-                reason = out.strip().splitlines()[-1][-300:] if out.strip() else "?"
+                reason = reject_reason(out)
                 log(f"d: budget config rejected ({reason}); falling back to {{}}")
                 cfg, ok, out = validate(dut_config(v, ports[v], ports[v + "_admin"],
                                                    ports["up"], ports["origin"], with_sse, "{}"),
@@ -511,7 +519,7 @@ def cmd_envoy():
                 info["config"] = "{}"
                 info["note"] = f"budget config rejected by the module, ran with {{}}: {reason}"
             if not ok:
-                info["error"] = "config rejected: " + out.strip().splitlines()[-1][-300:]
+                info["error"] = "config rejected: " + reject_reason(out)
                 log(f"{v}: {info['error']}")
                 continue
             p = procs.start(f"dut-{v}", envoy_argv(cfg, BASE_ID + 1 + i, f"dut-{v}"))

@@ -107,7 +107,7 @@ pub fn embeddings_json(target: usize) -> Vec<u8> {
             }
             // Floats shaped like OpenAI's: sign, 0.0, 8 significant digits.
             let v = rng.next() % 100_000_000;
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 out.push('-');
             }
             out.push_str(&format!("0.0{v:08}"));
