@@ -57,7 +57,7 @@ REPS = int(os.environ.get("BENCH_REPS", "3" if QUICK else "5"))
 # Seconds of load per measurement window. Windows are timed, not counted, so a slow or
 # contended machine cannot stretch a run past its bound; CPU is divided by the requests each
 # window actually completed.
-SECONDS = int(os.environ.get("BENCH_SECONDS", "2" if QUICK else "4"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "1" if QUICK else "4"))
 CONNS = {"chat": 8, "passthrough": 8, "stream": 8}
 # The 10 MiB workload is a fixed count of sequential requests instead of a wrk window: one
 # json_to_metadata request takes about half a second here, so a timed window would mostly
