@@ -320,12 +320,21 @@ impl Config {
     }
 }
 
-/// Builds the price table from the `prices` section. PLACEHOLDER: once
-/// `pricing::PriceOverrides` is merged this becomes
-/// `PriceTable::builtin().with_overrides(&serde_json::from_value(prices)?)` with both errors
-/// mapped to a `ConfigError::Field` under `prices`.
-fn price_table(_prices: &Map<String, Value>) -> Result<PriceTable, ConfigError> {
-    Ok(PriceTable::builtin())
+/// Builds the price table from the `prices` section: built-in prices plus the overrides.
+fn price_table(prices: &Map<String, Value>) -> Result<PriceTable, ConfigError> {
+    use crate::pricing::{PriceOverrides, PricingError};
+    let overrides: PriceOverrides = object(Value::Object(prices.clone()), "prices")?;
+    PriceTable::builtin().with_overrides(&overrides).map_err(|e| match &e {
+        // The pricing error already starts with the field path.
+        PricingError::InvalidPrice { field, .. }
+        | PricingError::MissingField { field }
+        | PricingError::UnknownAliasTarget { field, .. } => {
+            let shown = e.to_string();
+            let message = shown.strip_prefix(&format!("{field}: ")).unwrap_or(&shown).to_string();
+            ConfigError::field(field.clone(), message)
+        }
+        PricingError::LiteLlm(_) => ConfigError::field("prices", e.to_string()),
+    })
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -598,11 +607,22 @@ mod tests {
     }
 
     #[test]
+    fn price_override_errors_name_the_field() {
+        assert_eq!(err(r#"{"prices": {"models": {"x": {"input": "abc", "output": "1"}}}}"#).path(), Some("prices.models.x.input"));
+        assert_eq!(err(r#"{"prices": {"models": {"x": {"input": "1"}}}}"#).path(), Some("prices.models.x.output"));
+        assert_eq!(err(r#"{"prices": {"aliases": {"dep": "no-such-model"}}}"#).path(), Some("prices.aliases.dep"));
+        assert_eq!(err(r#"{"prices": {"model": {}}}"#).path(), Some("prices.model"));
+        let c = Config::from_json(br#"{"prices": {"aliases": {"prod": "gpt-4o"}}}"#).unwrap();
+        assert_eq!(c.price_table.resolve("prod").map(|(n, _)| n), Some("gpt-4o"));
+        assert!(c.price_table.version().ends_with("+config"));
+    }
+
+    #[test]
     fn a_full_configuration_loads() {
         let json = br#"{
             "attribution": {"feature_header": "x-feature", "customer_header": "x-tenant",
                             "user_header": "x-user", "default_value": "none"},
-            "prices": {"my-model": {"input": 1000}},
+            "prices": {"models": {"my-model": {"input": "0.30", "output": "1.20"}}},
             "azure_deployments": {"prod-gpt": "gpt-4o"},
             "routes": [
                 {"path_prefix": "/llm/", "api": "openai.chat_completions"},
@@ -619,7 +639,7 @@ mod tests {
         assert_eq!(c.max_decompressed_bytes, 1_048_576);
         assert!(!c.strip_accept_encoding);
         assert_eq!(c.metrics.max_label_values, 50);
-        assert!(c.prices.contains_key("my-model"));
+        assert!(c.prices.contains_key("models"));
         // Longest prefix wins, and the authority must match (port ignored, case-insensitive).
         let hit = c.route_override("/llm/claude/v1/messages", "gateway.internal:8443").unwrap();
         assert_eq!(hit.api, Some(Api::AnthropicMessages));

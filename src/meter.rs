@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::attribution::Attribution;
 use crate::config::Config;
 use crate::decode::{parse_content_encoding, DecodeError, Decoder};
-use crate::pricing::{self, PicoUsd, PriceTable};
+use crate::pricing::{PicoUsd, PriceTable, PricingContext, ServiceTier};
 use crate::providers::{self, Provider, RequestFacts, RequestScanner, ResponseFacts, ResponseOutcome, ResponseScanner, Route};
 use crate::usage::{NormalizedUsage, UsageSource};
 
@@ -73,7 +73,7 @@ pub struct Record {
     pub azure_deployment: Option<String>,
     /// The model `azure_deployments` maps the deployment to.
     pub deployment_model: Option<String>,
-    /// PLACEHOLDER until pricing versions its table; always `None` for now.
+    /// Version of the price table the cost came from.
     pub price_table_version: Option<String>,
     /// From [`Exchange::set_start_time`] to [`Exchange::finish`], when the start was given.
     pub duration_ms: Option<u64>,
@@ -288,13 +288,17 @@ impl Exchange {
             }),
         };
         let response = outcome.map(|o| o.facts).unwrap_or_default();
+        let context = PricingContext {
+            service_tier: ServiceTier::from_name(response.service_tier.as_deref().unwrap_or("")),
+            batch: false,
+        };
         let priced = [response.model.as_deref(), request.model.as_deref(), self.deployment_model.as_deref()]
             .into_iter()
             .flatten()
-            .find_map(|model| self.prices.resolve(model));
-        let priced_model = priced.map(|(name, _)| name.to_string());
+            .find_map(|model| self.prices.quote(model, &usage, context));
+        let priced_model = priced.as_ref().map(|(name, _)| name.to_string());
         let cost = match priced {
-            Some((_, price)) if reported => Some(pricing::cost(price, &usage)),
+            Some((_, quote)) if reported => Some(quote.cost),
             _ => None,
         };
         let record = Record {
@@ -310,7 +314,7 @@ impl Exchange {
             attribution: self.attribution.clone(),
             azure_deployment: self.azure_deployment.clone(),
             deployment_model: self.deployment_model.clone(),
-            price_table_version: None,
+            price_table_version: Some(self.prices.version().to_string()),
             duration_ms: self.started_unix_millis.map(|s| now_unix_millis.saturating_sub(s)),
         };
         // Drop the per-body state now: the exchange may live on until the stream is destroyed.

@@ -63,10 +63,12 @@ fn hard_limit_counts_reservations_of_requests_in_flight() {
     // Nothing has been spent yet, but 0.8 is reserved: a third 0.4 would pass the limit.
     let third = reserve(&store, &c, &plan, &est(USD * 4 / 10, 100), NOW);
     assert_eq!(third.decision.outcome, Outcome::Rejected);
-    assert_eq!(third.decision.reason, Some(RejectReason::Limit));
+    // Only booked, not spent: retry in seconds, not at midnight.
+    assert_eq!(third.decision.reason, Some(RejectReason::Reserved));
     assert_eq!(third.decision.budget_id.as_deref(), Some("acme-daily"));
     assert!(third.reservation.is_empty());
-    assert_eq!(third.decision.retry_after_secs, Some(16 * 3600), "08:00 -> midnight UTC");
+    assert_eq!(third.decision.retry_after_secs, Some(2));
+    assert_eq!(third.decision.reset_unix_secs, Some(NOW / 1000 + 16 * 3600));
     // The first request settles cheaper than estimated; its slack frees room.
     let r = settle(&store, &c, a.reservation, actual(USD / 10, 50));
     assert_eq!(r, Default::default());
@@ -79,6 +81,11 @@ fn hard_limit_counts_reservations_of_requests_in_flight() {
     let k = counters(&store, &c, 0, &[("customer", "acme")], NOW);
     assert_eq!((k.spent_pico, k.reserved_pico, k.reserved_tokens, k.inflight), (USD * 8 / 10, 0, 0, 0));
     assert_eq!((k.spent_tokens, k.admitted), (250, 3));
+    // Now the spend itself leaves no room: wait for the window's reset.
+    let fifth = reserve(&store, &c, &plan, &est(USD * 3 / 10, 100), NOW);
+    assert_eq!(fifth.decision.reason, Some(RejectReason::Limit));
+    assert_eq!(fifth.decision.retry_after_secs, Some(16 * 3600), "08:00 -> midnight UTC");
+    assert_eq!(fifth.decision.remaining_usd, Some(PicoUsd(USD * 2 / 10)));
 }
 
 #[test]

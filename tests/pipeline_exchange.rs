@@ -293,3 +293,30 @@ fn a_priced_chat_is_costed_and_counted_exactly() {
     let name = "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4o-mini;.;feature=.=search;.;customer=.=acme;.;tokenmeter_cost_nanousd_total";
     assert_eq!(metrics.value(name), Some(i64::try_from(expected / 1000).unwrap()));
 }
+
+#[test]
+fn an_azure_deployment_is_mapped_to_its_model_for_labels() {
+    let config = Config::from_json(
+        br#"{"routes": [{"path_prefix": "/openai/deployments/", "provider": "azure.ai.openai", "api": "openai.chat_completions"}],
+             "azure_deployments": {"prod-4o": "gpt-4o"}}"#,
+    )
+    .unwrap();
+    let mut head = Head::new("/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21", &[]);
+    head.authority = "myres.openai.azure.com";
+    // Azure bodies usually omit the model; the deployment map is the last resort.
+    let record = run(&config, &head, b"{\"messages\":[]}", &[("content-encoding", "br")], b"x", 1);
+    assert_eq!(record.route.provider, Provider::AzureOpenAi);
+    assert_eq!(record.azure_deployment.as_deref(), Some("prod-4o"));
+    assert_eq!(record.deployment_model.as_deref(), Some("gpt-4o"));
+    assert_eq!(telemetry::model_label(&record), "gpt-4o");
+    let json: serde_json::Value = serde_json::from_str(&telemetry::record_json(&record)).unwrap();
+    assert_eq!(json["gen_ai.provider.name"], "azure.ai.openai");
+    assert_eq!(json["llm.azure.deployment"], "prod-4o");
+    assert!(json.get("gen_ai.openai.response.service_tier").is_some());
+    // An unmapped deployment has no model to fall back on.
+    let mut head = Head::new("/openai/deployments/other/chat/completions", &[]);
+    head.authority = "myres.openai.azure.com";
+    let record = run(&config, &head, b"{}", &[], b"", 1);
+    assert_eq!(record.deployment_model, None);
+    assert_eq!(telemetry::model_label(&record), "unknown");
+}

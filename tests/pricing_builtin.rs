@@ -205,6 +205,9 @@ fn resolves_real_world_ids() {
         ("arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-3-haiku-20240307-v1:0", "claude-3-haiku"),
         ("claude-sonnet-4@20250514", "claude-sonnet-4"),
         ("claude-opus-4-1@20250805", "claude-opus-4-1"),
+        ("claude-3-5-sonnet-v2@20241022", "claude-3-5-sonnet"),
+        ("claude-3-5-haiku@20241022", "claude-3-5-haiku"),
+        ("claude-sonnet-4-5@default", "claude-sonnet-4-5"),
         ("publishers/anthropic/models/claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),
         (
             "projects/p/locations/us-east5/publishers/anthropic/models/claude-haiku-4-5@20251001",

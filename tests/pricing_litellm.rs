@@ -134,3 +134,38 @@ fn merged_over_builtin_the_import_wins_and_builtin_fills_gaps() {
     assert_eq!(table.resolve("claude-sonnet-4-20250514").unwrap().0, "claude-sonnet-4");
     assert!(table.resolve("gpt-4o-mini").is_some());
 }
+
+#[test]
+fn resolution_is_cheap_and_allocation_free() {
+    let _guard = serial();
+    let mut merged = PriceTable::builtin();
+    merged.merge(import());
+    let ids = [
+        "gpt-4o-2024-08-06",
+        "gpt-4o-mini",
+        "claude-sonnet-4-20250514",
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "publishers/anthropic/models/claude-haiku-4-5@20251001",
+        "models/gemini-2.5-pro",
+        "some-unknown-model-2025-01-01",
+    ];
+    for (label, table) in [("builtin", PriceTable::builtin()), ("builtin+litellm", merged)] {
+        let rounds: u32 = 20_000;
+        let allocated_before = LIVE.load(Ordering::Relaxed);
+        let peak_before = PEAK.load(Ordering::Relaxed);
+        PEAK.store(allocated_before, Ordering::Relaxed);
+        let start = Instant::now();
+        let mut hits = 0u64;
+        for _ in 0..rounds {
+            for id in ids {
+                hits += u64::from(table.resolve(std::hint::black_box(id)).is_some());
+            }
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(PEAK.load(Ordering::Relaxed), allocated_before, "resolution allocated");
+        PEAK.store(peak_before, Ordering::Relaxed);
+        assert_eq!(hits, u64::from(rounds) * 6);
+        let per = elapsed.as_nanos() as f64 / f64::from(rounds * ids.len() as u32);
+        println!("resolve over {label} ({} names): {per:.0} ns per id", table.len());
+    }
+}

@@ -122,7 +122,7 @@ fn aliases_take_the_targets_canonical_name() {
 fn errors_name_the_field() {
     assert_eq!(
         error_text(r#"{"models": {"new-model": {"input": "1"}}}"#),
-        "prices.models.new-model.output: required, as the price table has no rate to keep"
+        "prices.models.new-model.output: required: the price table has no value to keep"
     );
     assert_eq!(
         error_text(r#"{"models": {"gpt-4o": {"input": "abc"}}}"#),
@@ -134,7 +134,7 @@ fn errors_name_the_field() {
     );
     assert_eq!(
         error_text(r#"{"models": {"x": {"input": 1, "output": 1, "long_context": {"input": 2, "output": 2}}}}"#),
-        "prices.models.x.long_context.above_input_tokens: required, as the price table has no rate to keep"
+        "prices.models.x.long_context.above_input_tokens: required: the price table has no value to keep"
     );
     assert_eq!(
         error_text(r#"{"models": {"gpt-5": {"priority": {"output": "1e30"}}}}"#),
@@ -142,7 +142,7 @@ fn errors_name_the_field() {
     );
     assert_eq!(
         error_text(r#"{"models": {"gpt-4o-mini": {"flex": {"output": "1"}}}}"#),
-        "prices.models.gpt-4o-mini.flex.input: required, as the price table has no rate to keep"
+        "prices.models.gpt-4o-mini.flex.input: required: the price table has no value to keep"
     );
     assert_eq!(
         error_text(r#"{"models": {"gpt-4o": {"web_search_per_1k_calls": "ten"}}}"#),
@@ -167,6 +167,19 @@ fn unknown_keys_are_rejected_by_name() {
         let err = serde_json::from_str::<PriceOverrides>(json).unwrap_err().to_string();
         assert!(err.contains(&format!("unknown field `{key}`")), "{err}");
     }
-    let err = serde_json::from_str::<PriceOverrides>(r#"{"models": {"m": {"input": true}}}"#).unwrap_err().to_string();
-    assert!(err.contains("a decimal number or a string holding one"), "{err}");
+    // A value of the wrong JSON type is reported with its field path, like a bad decimal.
+    assert_eq!(
+        error_text(r#"{"models": {"m": {"input": true, "output": 1}}}"#),
+        r#"prices.models.m.input: invalid price "true": not a decimal number"#
+    );
+    assert_eq!(
+        error_text(r#"{"models": {"gpt-4o": {"long_context": {"output": [1]}}}}"#),
+        r#"prices.models.gpt-4o.long_context.above_input_tokens: required: the price table has no value to keep"#
+    );
+    assert_eq!(
+        error_text(r#"{"models": {"gpt-4o": {"output": {"usd": 1}}}}"#),
+        r#"prices.models.gpt-4o.output: invalid price "{...}": not a decimal number"#
+    );
+    // `null` is "not given".
+    assert!(apply(r#"{"models": {"gpt-4o": {"input": null}}}"#).is_ok());
 }

@@ -46,8 +46,11 @@ impl Outcome {
 /// Why a request was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
-    /// The reservation would pass a hard limit.
+    /// The reservation would pass a hard limit, and what is already spent leaves no room.
     Limit,
+    /// The reservation would pass a hard limit only because of reservations of requests in
+    /// flight; `Retry-After` is a few seconds, not the window's reset.
+    Reserved,
     /// `unpriced: reject` and the model has no price.
     Unpriced,
     /// Shared data failed and `on_store_error: reject`.
@@ -131,6 +134,9 @@ impl Decision {
             }
             Some(RejectReason::StoreError) => {
                 format!("Budget '{id}' could not be checked; retry shortly.")
+            }
+            Some(RejectReason::Reserved) => {
+                format!("Budget '{id}' is fully reserved by requests in flight; retry shortly.")
             }
             _ => format!("Budget '{id}' exceeded."),
         };

@@ -35,6 +35,20 @@ impl Dimensions for [(&str, &str)] {
     }
 }
 
+impl<const N: usize> Dimensions for [(&str, &str); N] {
+    fn value(&self, dimension: &str) -> Option<&str> {
+        self.as_slice().value(dimension)
+    }
+}
+
+impl Dimensions for Vec<(String, String)> {
+    fn value(&self, dimension: &str) -> Option<&str> {
+        self.iter()
+            .find(|(d, _)| d == dimension)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 impl Dimensions for std::collections::BTreeMap<String, String> {
     fn value(&self, dimension: &str) -> Option<&str> {
         self.get(dimension).map(String::as_str)
@@ -272,6 +286,11 @@ pub fn prepare<S: SharedStore + ?Sized>(store: &S, budgets: &[BudgetDef]) -> Vec
     errors
 }
 
+/// `Retry-After` when a budget is only booked by requests in flight, not spent: LLM requests
+/// settle within seconds to minutes, and sending the client to the end of the month would be
+/// wrong when most reservations are released unspent.
+pub const RESERVED_RETRY_SECS: u64 = 2;
+
 fn exceeds(used: u64, add: u64, limit: u64) -> bool {
     // A zero-sized reservation still needs one unit of headroom: an exhausted budget
     // (used == limit, or a limit of 0) rejects everything.
@@ -318,7 +337,12 @@ fn decision_from(
             .map(|l| PicoUsd(l.0.saturating_sub(s.used_pico))),
         remaining_tokens: s.limit_tokens.map(|l| l.saturating_sub(s.used_tokens)),
         reset_unix_secs: Some(s.reset_unix_secs),
-        retry_after_secs: Some(retry_after_secs(s.window, now_ms)),
+        retry_after_secs: Some(match reason {
+            Some(RejectReason::Reserved) => {
+                retry_after_secs(s.window, now_ms).min(RESERVED_RETRY_SECS)
+            }
+            _ => retry_after_secs(s.window, now_ms),
+        }),
         store_error: false,
     }
 }
@@ -369,10 +393,18 @@ pub fn reserve<S: SharedStore + ?Sized>(
                 && def.limit_usd.is_some()
                 && config.unpriced == UnpricedPolicy::Reject;
             if def.mode == Mode::Hard && (over_usd || over_tokens || unpriced_reject) {
-                let reason = if over_usd || over_tokens {
-                    RejectReason::Limit
-                } else {
-                    RejectReason::Unpriced
+                // Would the request fit if the reservations in flight settled at zero? Then
+                // the budget is not spent, only booked, and a retry in seconds may succeed.
+                let over_spent = def
+                    .limit_usd
+                    .is_some_and(|l| exceeds(c.spent_pico, add_pico, l.0))
+                    || def
+                        .limit_tokens
+                        .is_some_and(|l| exceeds(c.spent_tokens, add_tokens, l));
+                let reason = match (over_usd || over_tokens, over_spent) {
+                    (true, true) => RejectReason::Limit,
+                    (true, false) => RejectReason::Reserved,
+                    (false, _) => RejectReason::Unpriced,
                 };
                 return Step::Keep(Reserved::Rejected {
                     counters: c,

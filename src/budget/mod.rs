@@ -2,20 +2,25 @@
 //!
 //! This is the sans-io core of budget enforcement. It owns the configuration and the pulled
 //! limits document ([`config`]), window arithmetic ([`window`]), the counters kept in shared
-//! data ([`state`]), the worst-case estimate of a request ([`estimate`]), reservation and
+//! data ([`state`]), the worst-case estimate of a request ([`mod@estimate`]), reservation and
 //! settlement with compare-and-swap ([`ledger`]), the decision and the 429 in the caller's API
 //! shape ([`decision`]), and output caps ([`caps`]). Shared data is reached only through
 //! [`crate::host::SharedStore`], so every path, including CAS conflicts and store failures,
 //! is tested in memory.
 //!
 //! The pipeline drives it in this order (see `docs/budgets.md`):
-//! 1. request body complete: `Plan::new(&budgets, &dims)`; if `plan.output_cap()` is set,
-//!    [`caps::apply_output_cap`] and replace the body;
-//! 2. [`estimate::estimate`] with the model's price, then [`ledger::reserve`];
+//! 1. root context: [`BudgetConfig`], [`ledger::prepare`], and for pulled limits
+//!    [`limits::store_limits`] on each pull and [`LimitsCache::refresh`] on each tick;
+//! 2. request body complete: [`admit()`] does steps 2 and 3 in one call.
+//!    `Plan::new(cache.budgets(), &dims)`; if `plan.output_cap()` is
+//!    set, [`caps::apply_output_cap`] and replace the body;
+//! 3. [`estimate()`] with the model's price, then [`ledger::reserve`];
 //!    rejected -> [`decision::rejection`] as a local reply; allowed -> keep the
 //!    [`ledger::Reservation`] in the exchange;
-//! 3. at the end of the exchange, whatever the ending: [`ledger::settle`] with the usage seen.
+//! 4. at the end of the exchange, whatever the ending: [`ledger::settle`] with the usage seen,
+//!    or [`ledger::settle_reserved`] when nothing at all is known.
 
+pub mod admit;
 pub mod caps;
 pub mod config;
 pub mod decision;
@@ -25,6 +30,7 @@ pub mod limits;
 pub mod state;
 pub mod window;
 
+pub use admit::{admit, AdmitRequest, Admitted};
 pub use caps::{apply_output_cap, CapDialect, ChatField};
 pub use config::{
     BudgetConfig, BudgetDef, LimitsDoc, LimitsSource, MatchValue, Mode, StoreErrorPolicy,

@@ -241,6 +241,21 @@ mod tests {
     }
 
     #[test]
+    fn any_clock_value_is_safe() {
+        // The clock is a host result: even a nonsense value must not overflow (debug builds
+        // and the wasm test runner trap on overflow).
+        for ms in [0, 1, 999, u64::MAX / 2, u64::MAX - 1, u64::MAX] {
+            for w in [Window::Minute, Window::Hour, Window::Day, Window::Month] {
+                let s = ms / 1000;
+                assert!(w.start(s) <= s);
+                assert!(w.reset(s) >= w.start(s));
+                assert!(retry_after_secs(w, ms) >= 1);
+                let _ = format_utc(w.reset(s));
+            }
+        }
+    }
+
+    #[test]
     fn retry_after_rounds_up_and_is_never_zero() {
         let t = Window::Minute.start(LEAP_DAY) * 1000;
         assert_eq!(retry_after_secs(Window::Minute, t), 60);

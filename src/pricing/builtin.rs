@@ -212,4 +212,6 @@ pub static ALIASES: &[(&str, &str)] = &[
     // Anthropic's aliases for the first snapshot of a family.
     ("claude-sonnet-4-0", "claude-sonnet-4"),
     ("claude-opus-4-0", "claude-opus-4"),
+    // Vertex AI names Claude 3.5 Sonnet v2 `claude-3-5-sonnet-v2@20241022`.
+    ("claude-3-5-sonnet-v2", "claude-3-5-sonnet"),
 ];

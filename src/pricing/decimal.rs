@@ -166,7 +166,7 @@ pub fn f64_text(value: f64) -> F64Text {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -227,6 +227,20 @@ mod tests {
     fn leading_zeros_do_not_count_as_significant() {
         let text = format!("0.{}1", "0".repeat(40));
         assert_eq!(parse_scaled(&text, 12), Ok(0));
+    }
+
+    proptest::proptest! {
+        /// `m / 10^d` written in plain or exponent form scales exactly, whatever the spelling.
+        #[test]
+        fn spellings_of_one_value_agree(m in 0u64..1 << 40, d in 0u32..=6) {
+            let digits = format!("{m:0>width$}", width = d as usize + 1);
+            let split = digits.len() - d as usize;
+            let plain = format!("{}.{}", &digits[..split], &digits[split..]);
+            let expected = Ok(m * 10u64.pow(6 - d));
+            proptest::prop_assert_eq!(parse_scaled(&plain, 6), expected);
+            proptest::prop_assert_eq!(parse_scaled(&format!("{m}e-{d}"), 6), expected);
+            proptest::prop_assert_eq!(parse_scaled(&format!("{m}e-{}", d + 6), 12), expected);
+        }
     }
 
     #[test]

@@ -31,6 +31,7 @@
 use std::borrow::Cow;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 use super::decimal::{f64_text, parse_scaled};
 use super::{Entry, LongContext, ModelPrice, ModelPricing, PriceTable, PricingError};
@@ -48,7 +49,7 @@ impl PriceTable {
             .deserialize_map(FileVisitor { entries: &mut entries })
             .map_err(PricingError::LiteLlm)?;
         deserializer.end().map_err(PricingError::LiteLlm)?;
-        let mut table = PriceTable { version: Cow::Borrowed("litellm"), entries, aliases: Vec::new() };
+        let mut table = PriceTable { version: Cow::Borrowed("litellm"), entries, ..PriceTable::default() };
         table.sort();
         Ok(table)
     }
@@ -250,15 +251,15 @@ impl<'de> Visitor<'de> for EntryVisitor {
         let mut raw = RawEntry::default();
         while let Some(key) = map.next_key::<KeyField>()? {
             match key.0 {
-                Field::Input => raw.input = map.next_value::<Price>()?.0,
-                Field::Output => raw.output = map.next_value::<Price>()?.0,
-                Field::CacheRead => raw.cache_read = map.next_value::<Price>()?.0,
-                Field::CacheWrite => raw.cache_write = map.next_value::<Price>()?.0,
-                Field::CacheWrite1h => raw.cache_write_1h = map.next_value::<Price>()?.0,
-                Field::Priority(rate) => raw.priority.set(rate, map.next_value::<Price>()?.0),
-                Field::Flex(rate) => raw.flex.set(rate, map.next_value::<Price>()?.0),
+                Field::Input => raw.input = pico(&map.next_value::<Value>()?),
+                Field::Output => raw.output = pico(&map.next_value::<Value>()?),
+                Field::CacheRead => raw.cache_read = pico(&map.next_value::<Value>()?),
+                Field::CacheWrite => raw.cache_write = pico(&map.next_value::<Value>()?),
+                Field::CacheWrite1h => raw.cache_write_1h = pico(&map.next_value::<Value>()?),
+                Field::Priority(rate) => raw.priority.set(rate, pico(&map.next_value::<Value>()?)),
+                Field::Flex(rate) => raw.flex.set(rate, pico(&map.next_value::<Value>()?)),
                 Field::Long(above, rate) => {
-                    let value = map.next_value::<Price>()?.0;
+                    let value = pico(&map.next_value::<Value>()?);
                     match &mut raw.long {
                         Some((current, card)) if *current == above => card.set(rate, value),
                         Some((current, _)) if *current < above => {}
@@ -269,12 +270,19 @@ impl<'de> Visitor<'de> for EntryVisitor {
                         }
                     }
                 }
-                Field::Search => raw.web_search_per_call = map.next_value::<SearchCost>()?.0,
-                Field::Mode => {
-                    let mode = map.next_value::<Text>()?.0;
-                    raw.embedding_like = matches!(mode.as_deref(), Some("embedding" | "rerank"));
+                Field::Search => {
+                    let sizes = map.next_value::<Value>()?;
+                    raw.web_search_per_call = sizes.get("search_context_size_medium").and_then(pico);
                 }
-                Field::Source => raw.source = map.next_value::<Text>()?.0,
+                Field::Mode => {
+                    let mode = map.next_value::<Value>()?;
+                    raw.embedding_like = matches!(mode.as_str(), Some("embedding" | "rerank"));
+                }
+                Field::Source => {
+                    if let Value::String(source) = map.next_value::<Value>()? {
+                        raw.source = Some(source);
+                    }
+                }
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -325,129 +333,13 @@ impl<'de> de::Deserialize<'de> for KeyField {
     }
 }
 
-/// A price in USD per unit -> pico-USD; anything that is not a non-negative number is `None`,
-/// so one odd value skips a rate rather than failing the whole import.
-struct Price(Option<u64>);
-
-impl<'de> de::Deserialize<'de> for Price {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(PriceVisitor)
-    }
-}
-
-struct PriceVisitor;
-
-impl<'de> Visitor<'de> for PriceVisitor {
-    type Value = Price;
-    fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        f.write_str("a price")
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Price, E> {
-        Ok(Price(v.checked_mul(1_000_000_000_000)))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Price, E> {
-        Ok(Price(u64::try_from(v).ok().and_then(|v| v.checked_mul(1_000_000_000_000))))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Price, E> {
-        Ok(Price(parse_scaled(f64_text(v).as_str(), PER_TOKEN).ok()))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Price, E> {
-        Ok(Price(None))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Price, E> {
-        Ok(Price(None))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Price, E> {
-        Ok(Price(None))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Price, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Price(None))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Price, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Price(None))
-    }
-}
-
-/// `search_context_cost_per_query`: the medium context size, USD per call.
-struct SearchCost(Option<u64>);
-
-impl<'de> de::Deserialize<'de> for SearchCost {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SearchVisitor;
-        impl<'de> Visitor<'de> for SearchVisitor {
-            type Value = SearchCost;
-            fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-                f.write_str("search context costs")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SearchCost, A::Error> {
-                let mut medium = None;
-                while let Some(key) = map.next_key::<Text>()? {
-                    if key.0.as_deref() == Some("search_context_size_medium") {
-                        medium = map.next_value::<Price>()?.0;
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(SearchCost(medium))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<SearchCost, E> {
-                Ok(SearchCost(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<SearchCost, E> {
-                Ok(SearchCost(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<SearchCost, E> {
-                Ok(SearchCost(None))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<SearchCost, E> {
-                Ok(SearchCost(None))
-            }
-        }
-        deserializer.deserialize_any(SearchVisitor)
-    }
-}
-
-/// A string value, or `None` for any other JSON value.
-struct Text(Option<String>);
-
-impl<'de> de::Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> Visitor<'de> for TextVisitor {
-            type Value = Text;
-            fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
-                Ok(Text(Some(v.to_owned())))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text, E> {
-                Ok(Text(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text, E> {
-                Ok(Text(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text, E> {
-                Ok(Text(None))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text, E> {
-                Ok(Text(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
-                Ok(Text(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Text(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Text(None))
-            }
-        }
-        deserializer.deserialize_any(TextVisitor)
+/// A USD amount -> pico-USD. Anything but a non-negative number is `None`, so one odd value
+/// skips a rate rather than failing the whole import.
+fn pico(value: &Value) -> Option<u64> {
+    let Value::Number(number) = value else { return None };
+    match number.as_u64() {
+        Some(whole) => whole.checked_mul(1_000_000_000_000),
+        None => parse_scaled(f64_text(number.as_f64()?).as_str(), PER_TOKEN).ok(),
     }
 }
 

@@ -12,9 +12,17 @@
 //! priority service tiers and every provider's batch API change the rates, and server-side
 //! tools bill per call. [`ModelPricing::quote`] applies all of these given a
 //! [`PricingContext`]; the plain [`cost`] function prices standard rates only.
+//!
+//! Use: build the table once at configuration load --
+//! `PriceTable::builtin().with_overrides(&overrides)?`, optionally after
+//! `table.merge(PriceTable::import_litellm(bytes)?)` -- and per request call
+//! `table.quote(model, &usage, PricingContext::from_reported(service_tier))`, which returns the
+//! canonical model name (the normalised model label) and the [`Quote`], or `None` when the
+//! model is unpriced. [`PriceTable::version`] names the list that priced it.
 
 mod builtin;
 mod decimal;
+mod index;
 mod litellm;
 mod overrides;
 mod resolve;
@@ -24,7 +32,7 @@ use std::borrow::Cow;
 use crate::usage::NormalizedUsage;
 
 pub use decimal::DecimalError;
-pub use overrides::{ModelOverride, PriceOverrides, RateOverride, UsdPerMillion};
+pub use overrides::{ModelOverride, PriceOverrides, RateOverride, DecimalPrice};
 
 /// Errors of the pricing layer: a configured or imported price that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +43,7 @@ pub enum PricingError {
     InvalidPrice { field: String, value: String, reason: DecimalError },
     /// A rate was not configured and there is no existing rate to keep (a new model without
     /// `input` / `output`, a new tier card, a long-context card without a threshold).
-    #[error("{field}: required, as the price table has no rate to keep")]
+    #[error("{field}: required: the price table has no value to keep")]
     MissingField { field: String },
     /// An alias points at a name the table cannot resolve.
     #[error("{field}: alias target {target:?} is not a priced model")]
@@ -62,24 +70,12 @@ impl PicoUsd {
         format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
     }
 
-    /// Parses a decimal USD amount (`"12.50"`, `"0.000000000001"`) exactly; sub-pico digits
-    /// round half up. For budgets and other configured amounts.
-    pub fn from_usd_str(text: &str) -> Result<PicoUsd, DecimalError> {
-        decimal::parse_scaled(text, 12).map(PicoUsd)
-    }
-
     pub fn saturating_add(self, other: PicoUsd) -> PicoUsd {
         PicoUsd(self.0.saturating_add(other.0))
     }
 
     pub fn saturating_mul(self, n: u64) -> PicoUsd {
         PicoUsd(self.0.saturating_mul(n))
-    }
-
-    /// Whole nano-dollars (truncated) and the pico remainder, for counters that carry the
-    /// remainder to the next request instead of losing it.
-    pub fn split_nanos(self) -> (u64, u64) {
-        (self.0 / 1000, self.0 % 1000)
     }
 }
 
@@ -101,15 +97,19 @@ impl ModelPrice {
 
     /// Every rate halved, rounding half up (flex is half of standard).
     fn halved(&self) -> ModelPrice {
-        let h = |v: u64| v / 2 + v % 2;
         ModelPrice {
-            input: h(self.input),
-            cached_input: h(self.cached_input),
-            cache_write_5m: h(self.cache_write_5m),
-            cache_write_1h: h(self.cache_write_1h),
-            output: h(self.output),
+            input: half_up(self.input),
+            cached_input: half_up(self.cached_input),
+            cache_write_5m: half_up(self.cache_write_5m),
+            cache_write_1h: half_up(self.cache_write_1h),
+            output: half_up(self.output),
         }
     }
+}
+
+/// Half of `v`, rounding half up: flex rates and batch costs are 50%.
+fn half_up(v: u64) -> u64 {
+    v / 2 + v % 2
 }
 
 /// The higher rates a request pays once its prompt is long.
@@ -195,7 +195,7 @@ impl ModelPricing {
         let (rates, service_tier, long_context) = self.rates(usage.input_tokens, context);
         let mut tokens = cost(rates, usage).0;
         if context.batch {
-            tokens = tokens / 2 + tokens % 2;
+            tokens = half_up(tokens);
         }
         let fee = |calls: u64, per_call: Option<u64>| calls.saturating_mul(per_call.unwrap_or(0));
         let total = tokens
@@ -243,6 +243,19 @@ pub struct PricingContext {
     pub batch: bool,
 }
 
+impl PricingContext {
+    /// The context a response reports: OpenAI's `service_tier` (`default`, `flex`, `priority`,
+    /// `scale`) or Anthropic's `usage.service_tier` (`standard`, `priority`, `batch`; the
+    /// latter in Message Batches results). `None` (not reported) is standard.
+    pub fn from_reported(service_tier: Option<&str>) -> PricingContext {
+        match service_tier.map(str::trim) {
+            Some("batch") => PricingContext { service_tier: ServiceTier::Standard, batch: true },
+            Some(name) => PricingContext { service_tier: ServiceTier::from_name(name), batch: false },
+            None => PricingContext::default(),
+        }
+    }
+}
+
 /// A priced request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quote {
@@ -262,15 +275,16 @@ struct Entry {
 
 /// The price table: built-in list prices plus configured overrides.
 ///
-/// Entries and aliases are kept sorted by name and found by binary search: a lookup is a
-/// handful of string comparisons, allocation-free, and needs no hasher (whose random seed
-/// would need WASI randomness inside Envoy).
+/// Entries and aliases are kept sorted by name (for listing and linear merges) and found
+/// through a hash index over both, rebuilt whenever the table changes; see `index`.
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
     version: Cow<'static, str>,
     entries: Vec<Entry>,
     /// `(alias, canonical name)`, sorted by alias.
     aliases: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    /// Key ids `0..entries.len()` are entry names, then alias names in order.
+    index: index::NameIndex,
 }
 
 impl PriceTable {
@@ -303,7 +317,12 @@ impl PriceTable {
             .iter()
             .map(|(alias, target)| (Cow::Borrowed(*alias), Cow::Borrowed(*target)))
             .collect();
-        let mut table = PriceTable { version: Cow::Borrowed(builtin::VERSION), entries, aliases };
+        let mut table = PriceTable {
+            version: Cow::Borrowed(builtin::VERSION),
+            entries,
+            aliases,
+            index: index::NameIndex::default(),
+        };
         table.sort();
         table
     }
@@ -377,9 +396,12 @@ impl PriceTable {
             }
         }
         self.entries = merged;
-        for (alias, target) in other.aliases {
-            self.insert_alias(alias, target);
-        }
+        self.aliases.extend(other.aliases);
+        // Stable sort + keep-first dedup would keep ours; put theirs first by reversing runs.
+        self.aliases.reverse();
+        self.aliases.sort_by(|a, b| a.0.cmp(&b.0));
+        self.aliases.dedup_by(|later, earlier| later.0 == earlier.0);
+        self.reindex();
         if self.version.is_empty() {
             self.version = other.version;
         } else if !other.version.is_empty() {
@@ -388,16 +410,32 @@ impl PriceTable {
     }
 
     fn lookup(&self, name: &str) -> Option<&Entry> {
-        self.find(name).or_else(|| {
-            let i = self.aliases.binary_search_by(|(a, _)| (**a).cmp(name)).ok()?;
-            let (_, target) = self.aliases.get(i)?;
-            self.find(target)
-        })
+        let id = self.index.get(name, |id| self.key_name(id))?;
+        match self.entries.get(id as usize) {
+            Some(entry) => Some(entry),
+            None => {
+                let alias = (id as usize).checked_sub(self.entries.len())?;
+                let (_, target) = self.aliases.get(alias)?;
+                let id = self.index.get(target, |id| self.key_name(id))?;
+                self.entries.get(id as usize)
+            }
+        }
     }
 
-    fn find(&self, name: &str) -> Option<&Entry> {
-        let i = self.entries.binary_search_by(|e| (*e.name).cmp(name)).ok()?;
-        self.entries.get(i)
+    fn key_name(&self, id: u32) -> Option<&str> {
+        let id = id as usize;
+        match self.entries.get(id) {
+            Some(entry) => Some(&entry.name),
+            None => {
+                let alias = id.checked_sub(self.entries.len())?;
+                self.aliases.get(alias).map(|(name, _)| &**name)
+            }
+        }
+    }
+
+    fn reindex(&mut self) {
+        let names = self.entries.iter().map(|e| &*e.name).chain(self.aliases.iter().map(|(a, _)| &**a));
+        self.index = index::NameIndex::build(names);
     }
 
     fn insert(&mut self, name: Cow<'static, str>, pricing: ModelPricing) {
@@ -409,6 +447,7 @@ impl PriceTable {
             }
             Err(i) => self.entries.insert(i, Entry { name, pricing }),
         }
+        self.reindex();
     }
 
     fn insert_alias(&mut self, alias: Cow<'static, str>, target: Cow<'static, str>) {
@@ -420,12 +459,15 @@ impl PriceTable {
             }
             Err(i) => self.aliases.insert(i, (alias, target)),
         }
+        self.reindex();
     }
 
     fn sort(&mut self) {
         self.entries.sort_by(|a, b| a.name.cmp(&b.name));
         self.entries.dedup_by(|later, earlier| later.name == earlier.name);
         self.aliases.sort_by(|a, b| a.0.cmp(&b.0));
+        self.aliases.dedup_by(|later, earlier| later.0 == earlier.0);
+        self.reindex();
     }
 }
 

@@ -47,15 +47,16 @@ use super::{LongContext, ModelPrice, ModelPricing, PriceTable, PricingError};
 
 /// A decimal number as written in configuration: a JSON string (exact) or number.
 ///
-/// Numbers are kept as their shortest round-trip text, which is exact for up to 15
+/// The unit depends on the field: USD per 1M tokens for rates, USD per 1,000 calls for tool
+/// fees. Numbers are kept as their shortest round-trip text, which is exact for up to 15
 /// significant digits; strings are kept verbatim. The value is checked when applied, so the
 /// error can name the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsdPerMillion(pub String);
+pub struct DecimalPrice(pub String);
 
-impl UsdPerMillion {
+impl DecimalPrice {
     pub fn new(text: &str) -> Self {
-        UsdPerMillion(text.to_owned())
+        DecimalPrice(text.to_owned())
     }
 
     fn scaled(&self, scale: u32, field: &str) -> Result<u64, PricingError> {
@@ -67,25 +68,38 @@ impl UsdPerMillion {
     }
 }
 
-impl<'de> Deserialize<'de> for UsdPerMillion {
+impl<'de> Deserialize<'de> for DecimalPrice {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct DecimalVisitor;
-        impl Visitor<'_> for DecimalVisitor {
-            type Value = UsdPerMillion;
+        impl<'de> Visitor<'de> for DecimalVisitor {
+            type Value = DecimalPrice;
             fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
                 f.write_str("a decimal number or a string holding one")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(UsdPerMillion(v.to_owned()))
+                Ok(DecimalPrice(v.to_owned()))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(UsdPerMillion(v.to_string()))
+                Ok(DecimalPrice(v.to_string()))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(UsdPerMillion(v.to_string()))
+                Ok(DecimalPrice(v.to_string()))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(UsdPerMillion(f64_text(v).as_str().to_owned()))
+                Ok(DecimalPrice(f64_text(v).as_str().to_owned()))
+            }
+            // Other JSON types are kept as a description that never parses, so the error is
+            // raised by `with_overrides`, which knows the field's path.
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(DecimalPrice(v.to_string()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(DecimalPrice("[...]".to_owned()))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(DecimalPrice("{...}".to_owned()))
             }
         }
         deserializer.deserialize_any(DecimalVisitor)
@@ -106,27 +120,27 @@ pub struct PriceOverrides {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelOverride {
-    pub input: Option<UsdPerMillion>,
-    pub cached_input: Option<UsdPerMillion>,
-    pub cache_write_5m: Option<UsdPerMillion>,
-    pub cache_write_1h: Option<UsdPerMillion>,
-    pub output: Option<UsdPerMillion>,
+    pub input: Option<DecimalPrice>,
+    pub cached_input: Option<DecimalPrice>,
+    pub cache_write_5m: Option<DecimalPrice>,
+    pub cache_write_1h: Option<DecimalPrice>,
+    pub output: Option<DecimalPrice>,
     pub long_context: Option<LongContextOverride>,
     pub priority: Option<RateOverride>,
     pub flex: Option<RateOverride>,
-    pub web_search_per_1k_calls: Option<UsdPerMillion>,
-    pub web_fetch_per_1k_calls: Option<UsdPerMillion>,
+    pub web_search_per_1k_calls: Option<DecimalPrice>,
+    pub web_fetch_per_1k_calls: Option<DecimalPrice>,
 }
 
 /// A rate card inside a model override (`priority`, `flex`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateOverride {
-    pub input: Option<UsdPerMillion>,
-    pub cached_input: Option<UsdPerMillion>,
-    pub cache_write_5m: Option<UsdPerMillion>,
-    pub cache_write_1h: Option<UsdPerMillion>,
-    pub output: Option<UsdPerMillion>,
+    pub input: Option<DecimalPrice>,
+    pub cached_input: Option<DecimalPrice>,
+    pub cache_write_5m: Option<DecimalPrice>,
+    pub cache_write_1h: Option<DecimalPrice>,
+    pub output: Option<DecimalPrice>,
 }
 
 /// The `long_context` card: rates for the whole request above `above_input_tokens`.
@@ -134,11 +148,11 @@ pub struct RateOverride {
 #[serde(deny_unknown_fields)]
 pub struct LongContextOverride {
     pub above_input_tokens: Option<u64>,
-    pub input: Option<UsdPerMillion>,
-    pub cached_input: Option<UsdPerMillion>,
-    pub cache_write_5m: Option<UsdPerMillion>,
-    pub cache_write_1h: Option<UsdPerMillion>,
-    pub output: Option<UsdPerMillion>,
+    pub input: Option<DecimalPrice>,
+    pub cached_input: Option<DecimalPrice>,
+    pub cache_write_5m: Option<DecimalPrice>,
+    pub cache_write_1h: Option<DecimalPrice>,
+    pub output: Option<DecimalPrice>,
 }
 
 /// USD per 1M tokens -> pico-USD per token.
@@ -147,17 +161,17 @@ const PER_MILLION_TOKENS: u32 = 6;
 const PER_THOUSAND_CALLS: u32 = 9;
 
 struct Rates<'a> {
-    input: &'a Option<UsdPerMillion>,
-    cached_input: &'a Option<UsdPerMillion>,
-    cache_write_5m: &'a Option<UsdPerMillion>,
-    cache_write_1h: &'a Option<UsdPerMillion>,
-    output: &'a Option<UsdPerMillion>,
+    input: &'a Option<DecimalPrice>,
+    cached_input: &'a Option<DecimalPrice>,
+    cache_write_5m: &'a Option<DecimalPrice>,
+    cache_write_1h: &'a Option<DecimalPrice>,
+    output: &'a Option<DecimalPrice>,
 }
 
 impl Rates<'_> {
     /// Field-by-field: given value, else the base card's, else the documented default.
     fn apply(&self, base: Option<&ModelPrice>, field: &str) -> Result<ModelPrice, PricingError> {
-        let given = |v: &Option<UsdPerMillion>, name: &str| -> Result<Option<u64>, PricingError> {
+        let given = |v: &Option<DecimalPrice>, name: &str| -> Result<Option<u64>, PricingError> {
             v.as_ref().map(|p| p.scaled(PER_MILLION_TOKENS, &format!("{field}.{name}"))).transpose()
         };
         let required = |v: Option<u64>, from_base: Option<u64>, name: &str| {
@@ -179,28 +193,29 @@ impl Rates<'_> {
     }
 }
 
-impl RateOverride {
-    fn rates(&self) -> Rates<'_> {
-        Rates {
-            input: &self.input,
-            cached_input: &self.cached_input,
-            cache_write_5m: &self.cache_write_5m,
-            cache_write_1h: &self.cache_write_1h,
-            output: &self.output,
+/// The three override types share the five rate fields; serde's `flatten` would merge them
+/// but cannot be combined with `deny_unknown_fields`, so each lends them out here instead.
+macro_rules! lend_rates {
+    ($($ty:ty),*) => {$(
+        impl $ty {
+            fn rates(&self) -> Rates<'_> {
+                Rates {
+                    input: &self.input,
+                    cached_input: &self.cached_input,
+                    cache_write_5m: &self.cache_write_5m,
+                    cache_write_1h: &self.cache_write_1h,
+                    output: &self.output,
+                }
+            }
         }
-    }
+    )*};
 }
+
+lend_rates!(ModelOverride, RateOverride, LongContextOverride);
 
 impl ModelOverride {
     fn apply(&self, base: Option<&ModelPricing>, field: &str) -> Result<ModelPricing, PricingError> {
-        let rates = Rates {
-            input: &self.input,
-            cached_input: &self.cached_input,
-            cache_write_5m: &self.cache_write_5m,
-            cache_write_1h: &self.cache_write_1h,
-            output: &self.output,
-        };
-        let standard = rates.apply(base.map(|b| &b.standard), field)?;
+        let standard = self.rates().apply(base.map(|b| &b.standard), field)?;
         let base_long = base.and_then(|b| b.long_context.as_ref());
         let long_context = match &self.long_context {
             None => base_long.cloned(),
@@ -212,14 +227,7 @@ impl ModelOverride {
                     .ok_or_else(|| PricingError::MissingField {
                         field: format!("{long_field}.above_input_tokens"),
                     })?;
-                let long_rates = Rates {
-                    input: &long.input,
-                    cached_input: &long.cached_input,
-                    cache_write_5m: &long.cache_write_5m,
-                    cache_write_1h: &long.cache_write_1h,
-                    output: &long.output,
-                };
-                let price = long_rates.apply(base_long.map(|l| &l.price), &long_field)?;
+                let price = long.rates().apply(base_long.map(|l| &l.price), &long_field)?;
                 Some(LongContext { above_input_tokens, price })
             }
         };
@@ -229,7 +237,7 @@ impl ModelOverride {
         };
         let priority = card(&self.priority, base.and_then(|b| b.priority.as_ref()), "priority")?;
         let flex = card(&self.flex, base.and_then(|b| b.flex.as_ref()), "flex")?;
-        let fee = |given: &Option<UsdPerMillion>, existing: Option<u64>, name: &str| match given {
+        let fee = |given: &Option<DecimalPrice>, existing: Option<u64>, name: &str| match given {
             None => Ok(existing),
             Some(p) => p.scaled(PER_THOUSAND_CALLS, &format!("{field}.{name}")).map(Some),
         };

@@ -21,14 +21,6 @@ fn usd_string_rounds_half_up_to_the_nano_dollar() {
 }
 
 #[test]
-fn usd_amounts_parse_exactly() {
-    assert_eq!(PicoUsd::from_usd_str("12.50"), Ok(PicoUsd(12_500_000_000_000)));
-    assert_eq!(PicoUsd::from_usd_str("0.000000000001"), Ok(PicoUsd(1)));
-    assert_eq!(PicoUsd::from_usd_str("-1"), Err(DecimalError::Negative));
-    assert_eq!(PicoUsd(1_234).split_nanos(), (1, 234));
-}
-
-#[test]
 fn flex_halves_rounding_half_up() {
     let p = ModelPrice { input: 3, cached_input: 2, cache_write_5m: 1, cache_write_1h: 0, output: 5 };
     assert_eq!(p.halved(), ModelPrice { input: 2, cached_input: 1, cache_write_5m: 1, cache_write_1h: 0, output: 3 });
@@ -85,4 +77,79 @@ fn service_tier_names() {
 fn costs_saturate() {
     let p = ModelPrice { input: u64::MAX, output: u64::MAX, ..ModelPrice::default() };
     assert_eq!(cost(&p, &usage(u64::MAX, u64::MAX)), PicoUsd(u64::MAX));
+}
+
+#[test]
+fn merged_aliases_prefer_the_incoming_table() {
+    let priced = |input| ModelPricing::from_price(ModelPrice { input, ..ModelPrice::default() });
+    let mut a = PriceTable::empty();
+    a.insert(Cow::Borrowed("m1"), priced(1));
+    a.insert(Cow::Borrowed("m2"), priced(2));
+    a.insert_alias(Cow::Borrowed("x"), Cow::Borrowed("m1"));
+    a.insert_alias(Cow::Borrowed("y"), Cow::Borrowed("m1"));
+    let mut b = PriceTable::empty();
+    b.insert_alias(Cow::Borrowed("x"), Cow::Borrowed("m2"));
+    a.merge(b);
+    assert_eq!(a.resolve("x").map(|(n, p)| (n, p.input)), Some(("m2", 2)));
+    assert_eq!(a.resolve("y").map(|(n, _)| n), Some("m1"));
+    // An alias whose target is gone resolves to nothing rather than to something else.
+    a.insert_alias(Cow::Borrowed("z"), Cow::Borrowed("gone"));
+    assert!(a.resolve("z").is_none());
+}
+
+#[test]
+fn builtin_aliases_point_at_builtin_models() {
+    let table = PriceTable::builtin();
+    for (alias, target) in builtin::ALIASES {
+        assert_eq!(table.resolve(alias).map(|(n, _)| n), Some(*target));
+    }
+}
+
+#[test]
+fn reported_service_tiers_map_to_contexts() {
+    let ctx = |tier, batch| PricingContext { service_tier: tier, batch };
+    assert_eq!(PricingContext::from_reported(None), ctx(ServiceTier::Standard, false));
+    assert_eq!(PricingContext::from_reported(Some("default")), ctx(ServiceTier::Standard, false));
+    assert_eq!(PricingContext::from_reported(Some("flex")), ctx(ServiceTier::Flex, false));
+    assert_eq!(PricingContext::from_reported(Some("priority")), ctx(ServiceTier::Priority, false));
+    assert_eq!(PricingContext::from_reported(Some("batch")), ctx(ServiceTier::Standard, true));
+    assert_eq!(PricingContext::from_reported(Some("standard")), ctx(ServiceTier::Standard, false));
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The 9-place text reads back (exactly, in pico) as the pico amount rounded half up
+        /// to the nano-dollar.
+        #[test]
+        fn usd_string_reads_back_as_the_rounded_amount(p in any::<u64>()) {
+            let text = PicoUsd(p).to_usd_string();
+            let nanos = u128::from(p / 1000) + u128::from(p % 1000 >= 500);
+            // Only the last few nano-dollars below u64::MAX round past what a u64 holds.
+            let expected = u64::try_from(nanos * 1000).map_err(|_| DecimalError::TooLarge);
+            prop_assert_eq!(decimal::parse_scaled(&text, 12), expected);
+        }
+
+        /// Pricing is linear in each counter: two requests cost what their sum costs.
+        #[test]
+        fn cost_is_additive(
+            // Up to 2^30 tokens per counter keeps every sum below u64::MAX, so saturation,
+            // which is not additive, never engages.
+            a in (0u64..1 << 30, 0u64..1 << 30, 0u64..1 << 30),
+            b in (0u64..1 << 30, 0u64..1 << 30, 0u64..1 << 30),
+        ) {
+            let table = PriceTable::builtin();
+            let price = table.resolve("claude-sonnet-4").unwrap().1;
+            let u = |(input, read, output): (u64, u64, u64)| NormalizedUsage {
+                input_tokens: input + read,
+                cache_read_tokens: read,
+                output_tokens: output,
+                ..NormalizedUsage::default()
+            };
+            let sum = u((a.0 + b.0, a.1 + b.1, a.2 + b.2));
+            prop_assert_eq!(cost(price, &sum).0, cost(price, &u(a)).0 + cost(price, &u(b)).0);
+        }
+    }
 }

