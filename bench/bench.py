@@ -57,8 +57,8 @@ REPS = int(os.environ.get("BENCH_REPS", "3" if QUICK else "5"))
 # Seconds of load per measurement window. Windows are timed, not counted, so a slow or
 # contended machine cannot stretch a run past its bound; CPU is divided by the requests each
 # window actually completed.
-SECONDS = int(os.environ.get("BENCH_SECONDS", "1" if QUICK else "4"))
-CONNS = {"chat": 8, "passthrough": 8, "stream": 8}
+SECONDS = int(os.environ.get("BENCH_SECONDS", "1" if QUICK else "3"))
+CONNS = {"chat": 8, "passthrough": 8, "stream": 8, "stream_paced": 16}
 # The 10 MiB workload is a fixed count of sequential requests instead of a wrk window: one
 # json_to_metadata request takes about half a second here, so a timed window would mostly
 # measure requests cut at its edges.
@@ -74,8 +74,13 @@ WORKLOADS = {
     # splits tokenmeter's added CPU into a fixed part and the metering part.
     "passthrough": ("/healthz", "req_chat.json", "chat"),
     "stream": ("/v1/chat/completions", "req_stream.json", "stream"),
+    # The same stream from the paced origin, one event per network write 1 ms apart, so each
+    # event is its own body callback as with a real LLM API (the direct_response upstream
+    # delivers the 60 events in one piece). Low RPS by design; CPU per request is the figure.
+    "stream_paced": ("/v1/chat/completions", "req_stream.json", "stream"),
     "embed10m": ("/v1/embeddings", "req_embed.json", "embed10m"),
 }
+PACED = {"stream_paced"}
 VARIANTS = ["a", "b", "c", "d"]
 LABELS = {
     "a": "(a) Envoy, no filter",
@@ -365,6 +370,9 @@ f:close()
 wrk.headers["Host"] = "api.openai.com"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["x-bench-body"] = os.getenv("BENCH_BODY")
+if os.getenv("BENCH_ORIGIN") ~= "" then
+  wrk.headers["x-bench-origin"] = os.getenv("BENCH_ORIGIN")
+end
 if os.getenv("BENCH_ATTRIBUTION") == "1" then
   wrk.headers["x-llm-feature"] = "bench"
   wrk.headers["x-llm-customer"] = "acme"
@@ -412,7 +420,7 @@ def run_load(port, workload, variant, seconds):
 def run_wrk(port, workload, variant, seconds):
     path, req, key = WORKLOADS[workload]
     env = dict(os.environ, BENCH_REQ_BODY=os.path.join(BODIES, req), BENCH_PATH=path,
-               BENCH_BODY=key,
+               BENCH_BODY=key, BENCH_ORIGIN="chunked" if workload in PACED else "",
                BENCH_ATTRIBUTION="1" if variant == "d" else "0")
     script = os.path.join(WORK, "wrk.lua")
     argv = ["wrk", "-t1", f"-c{CONNS[workload]}", f"-d{seconds}s", "--timeout", "30s", "-s", script,
@@ -439,6 +447,8 @@ def sanity(duts):
             with open(os.path.join(BODIES, req), "rb") as f:
                 body = f.read()
             h = {"x-bench-body": key, "x-bench-log": "1", "x-bench-workload": wl}
+            if wl in PACED:
+                h["x-bench-origin"] = "chunked"
             if v == "d":
                 h.update(ATTRIBUTION)
             status, n, _ = http_request(d["port"], path, body, h)
