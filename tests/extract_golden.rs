@@ -443,7 +443,7 @@ fn cases() -> Vec<Case> {
         .finish("end_turn")
         .tier("standard")
         .text_bytes(73),
-        // Synthetic (see tests/fixtures/README.md): server tools, 1h cache writes, and a
+        // Synthetic (see tests/fixtures/anthropic/README.md): server tools, 1h cache writes, and a
         // message_delta that revises input and cache counts.
         Case::new(
             "anthropic/synthetic-web-search-stream",

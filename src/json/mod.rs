@@ -84,16 +84,41 @@ impl Scalar<'_> {
     }
 }
 
+/// A visitor's opaque per-value interest word. The scanner only stores and hands it back;
+/// `0` means "nothing here or below matters" and makes the scanner skip the value unread
+/// (containers by bracket counting), which is what keeps extraction fast. An extractor
+/// typically uses it as a bitmask of the rules that can still match.
+pub type Interest = u64;
+
 /// What the scanner tells its consumer. Paths are relative to the current top-level value.
+///
+/// The interest methods default to "everything matters", so a visitor that only
+/// implements [`Visitor::scalar`] sees every scalar with its path.
 pub trait Visitor {
-    /// Asked when a string value starts; return true to have its text captured (bounded).
-    /// Skipped strings cost a `memchr` pass and nothing else.
-    fn wants_string(&mut self, _path: &Path<'_>) -> bool {
+    /// Interest of a top-level value.
+    fn root(&mut self) -> Interest {
+        Interest::MAX
+    }
+
+    /// Interest of the member `key` of an object with interest `parent`, at `depth` (0 for
+    /// a member of the top-level object). `key` is `None` when it exceeded [`MAX_KEY_BYTES`].
+    fn key(&mut self, parent: Interest, _depth: usize, _key: Option<&[u8]>) -> Interest {
+        parent
+    }
+
+    /// Interest of element `index` of an array with interest `parent`, at `depth`.
+    fn index(&mut self, parent: Interest, _depth: usize, _index: u64) -> Interest {
+        parent
+    }
+
+    /// Asked when a string value with non-zero interest starts; return true to have its
+    /// text captured (bounded). Skipped strings cost a `memchr` pass and nothing else.
+    fn wants_string(&mut self, _interest: Interest, _path: &Path<'_>) -> bool {
         false
     }
 
-    /// A scalar at `path` (null, bool, number or string).
-    fn scalar(&mut self, path: &Path<'_>, value: Scalar<'_>);
+    /// A scalar with non-zero interest at `path` (null, bool, number or string).
+    fn scalar(&mut self, interest: Interest, path: &Path<'_>, value: Scalar<'_>);
 
     /// A top-level value ended (one NDJSON line, one document in a sequence).
     fn value_end(&mut self) {}
@@ -113,3 +138,6 @@ pub enum JsonError {
     #[error("input held no JSON value")]
     Empty,
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,7 @@
 //! Where a scalar sits: the bounded stack of keys and indices above it, and the static
 //! patterns extractors match it against.
 
-use super::{MAX_KEY_BYTES, MAX_TRACKED_DEPTH};
+use super::{Interest, MAX_KEY_BYTES, MAX_TRACKED_DEPTH};
 
 /// One open container as the scanner tracks it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -13,6 +13,10 @@ pub(crate) struct Frame {
     pub(crate) key_len: u8,
     /// The current key was longer than [`MAX_KEY_BYTES`].
     pub(crate) key_long: bool,
+    /// The visitor's interest in this container.
+    pub(crate) own: Interest,
+    /// The visitor's interest in the current member or element.
+    pub(crate) member: Interest,
 }
 
 /// One step of a path as reported.

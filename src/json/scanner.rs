@@ -2,14 +2,17 @@
 //!
 //! Every piece of a value that can straddle a chunk boundary (a key, a string, an escape, a
 //! `\uXXXX` surrogate pair, a number, a literal) lives in the state, so `feed` can stop
-//! after any byte and resume with the next chunk. The only heap use is a small scratch
-//! string for lossy UTF-8 repair, bounded by [`MAX_STRING_BYTES`].
+//! after any byte and resume with the next chunk. The hot paths work on whole slices rather
+//! than bytes: string contents are skipped with `memchr`, skipped containers by a table
+//! scan for the five bytes that matter, and digit runs in a tight loop. The only heap use
+//! is a small scratch string for lossy UTF-8 repair, bounded by [`MAX_STRING_BYTES`].
 
 use memchr::memchr2;
 
 use super::path::{Frame, Path};
 use super::{
-    JsonError, JsonStr, Number, Scalar, Visitor, MAX_KEY_BYTES, MAX_STRING_BYTES, MAX_TRACKED_DEPTH,
+    Interest, JsonError, JsonStr, Number, Scalar, Visitor, MAX_KEY_BYTES, MAX_STRING_BYTES,
+    MAX_TRACKED_DEPTH,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +39,8 @@ enum State {
     Unicode,
     Number,
     Literal,
-    /// Nested beyond [`MAX_TRACKED_DEPTH`]: only brackets are counted, strings skipped.
+    /// Inside a skipped container (uninteresting, or nested beyond [`MAX_TRACKED_DEPTH`]):
+    /// only brackets are counted and strings skipped.
     Skip,
     SkipStr,
     SkipEscape,
@@ -80,14 +84,28 @@ impl Lit {
     }
 }
 
+/// Bytes that matter inside a skipped container.
+// Constant indices below 256 into a 256-entry table, evaluated at compile time: an
+// out-of-range index would fail the build, never the filter.
+#[allow(clippy::indexing_slicing)]
+static SKIP_STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'"' as usize] = true;
+    table[b'{' as usize] = true;
+    table[b'}' as usize] = true;
+    table[b'[' as usize] = true;
+    table[b']' as usize] = true;
+    table
+};
+
 /// Incremental JSON scanner with bounded memory. See the [module docs](super).
 ///
 /// ```
-/// use tokenmeter::json::{Path, Scalar, Scanner, Step, Visitor};
+/// use tokenmeter::json::{Interest, Path, Scalar, Scanner, Step, Visitor};
 ///
 /// struct PromptTokens(Option<u64>);
 /// impl Visitor for PromptTokens {
-///     fn scalar(&mut self, path: &Path<'_>, value: Scalar<'_>) {
+///     fn scalar(&mut self, _: Interest, path: &Path<'_>, value: Scalar<'_>) {
 ///         if path.matches(&[Step::Key("usage"), Step::Key("prompt_tokens")]) {
 ///             self.0 = value.as_u64();
 ///         }
@@ -101,16 +119,19 @@ impl Lit {
 /// scanner.finish(&mut found).unwrap();
 /// assert_eq!(found.0, Some(12));
 /// ```
+#[derive(Clone)]
 pub struct Scanner {
     state: State,
     /// Accept several whitespace-separated top-level values (NDJSON, concatenated JSON).
     sequence: bool,
     /// Open containers that are tracked in `frames`.
     depth: usize,
-    /// Open containers beyond the tracked ones (only in the skip states).
+    /// Open containers being skipped (only in the skip states).
     deep: u64,
     frames: [Frame; MAX_TRACKED_DEPTH],
     keys: [[u8; MAX_KEY_BYTES]; MAX_TRACKED_DEPTH],
+    /// Interest of the value being read; a scalar with interest 0 is not reported.
+    interest: Interest,
     str_key: bool,
     str_capture: bool,
     str_buf: [u8; MAX_STRING_BYTES],
@@ -127,8 +148,6 @@ pub struct Scanner {
     lit_pos: usize,
     /// Bytes fed before the current chunk, for error offsets.
     offset: u64,
-    /// Offset of the byte being processed.
-    at: u64,
     error: Option<JsonError>,
     values: u64,
     /// Scratch for strings that need lossy UTF-8 repair.
@@ -164,6 +183,7 @@ impl Scanner {
             deep: 0,
             frames: [Frame::default(); MAX_TRACKED_DEPTH],
             keys: [[0; MAX_KEY_BYTES]; MAX_TRACKED_DEPTH],
+            interest: 0,
             str_key: false,
             str_capture: false,
             str_buf: [0; MAX_STRING_BYTES],
@@ -179,7 +199,6 @@ impl Scanner {
             lit: Lit::Null,
             lit_pos: 0,
             offset: 0,
-            at: 0,
             error: None,
             values: 0,
             repaired: String::new(),
@@ -201,7 +220,6 @@ impl Scanner {
         self.deep = 0;
         self.high_surrogate = None;
         self.offset = 0;
-        self.at = 0;
         self.error = None;
         self.values = 0;
     }
@@ -226,11 +244,18 @@ impl Scanner {
         self.repaired.capacity()
     }
 
+    #[inline]
     fn path(&self) -> Path<'_> {
         Path {
             frames: self.frames.get(..self.depth).unwrap_or(&[]),
             keys: &self.keys,
         }
+    }
+
+    #[inline]
+    fn top(&mut self) -> Option<&mut Frame> {
+        let depth = self.depth.checked_sub(1)?;
+        self.frames.get_mut(depth)
     }
 
     fn fail<T>(&mut self, error: JsonError) -> Result<T, JsonError> {
@@ -239,9 +264,8 @@ impl Scanner {
         Err(error)
     }
 
-    fn unexpected<T>(&mut self, byte: u8) -> Result<T, JsonError> {
-        let offset = self.at;
-        self.fail(JsonError::UnexpectedByte { byte, offset })
+    fn unexpected<T>(&mut self, byte: u8, at: u64) -> Result<T, JsonError> {
+        self.fail(JsonError::UnexpectedByte { byte, offset: at })
     }
 
     /// Scans one chunk. After an error every later call returns that error.
@@ -256,16 +280,29 @@ impl Scanner {
         let mut i = 0usize;
         while let Some(rest) = chunk.get(i..) {
             let Some(&byte) = rest.first() else { break };
-            self.at = self.offset.saturating_add(i as u64);
-            match self.state {
-                State::Str => i = i.saturating_add(self.scan_string(rest, visitor)),
-                State::SkipStr => i = i.saturating_add(self.skip_string(rest)),
-                _ => {
-                    if self.step(byte, visitor)? {
-                        i = i.saturating_add(1);
-                    }
+            let consumed = match self.state {
+                State::Str => self.scan_string(rest, visitor),
+                State::SkipStr => self.skip_string(rest),
+                State::Skip => self.skip_structure(rest, visitor),
+                State::Number if self.num_phase == NumPhase::Int && byte.is_ascii_digit() => {
+                    self.digits(rest)
                 }
-            }
+                // The two most common structural transitions, without the general dispatch.
+                State::Colon if byte == b':' => {
+                    self.state = State::Value;
+                    1
+                }
+                State::ObjectKey if byte == b'"' => {
+                    self.begin_string(true, false);
+                    1
+                }
+                _ => {
+                    let at = self.offset.saturating_add(i as u64);
+                    usize::from(self.step(byte, at, visitor)?)
+                }
+            };
+            // Cannot overflow: `consumed` never exceeds what is left of the chunk.
+            i += consumed;
         }
         self.offset = self.offset.saturating_add(chunk.len() as u64);
         Ok(())
@@ -290,67 +327,54 @@ impl Scanner {
 
     /// One byte in a structural state. Returns whether the byte was consumed (a number
     /// ends at the first byte that is not part of it, which is then scanned again).
-    fn step<V: Visitor + ?Sized>(&mut self, byte: u8, visitor: &mut V) -> Result<bool, JsonError> {
+    #[inline]
+    fn step<V: Visitor + ?Sized>(
+        &mut self,
+        byte: u8,
+        at: u64,
+        visitor: &mut V,
+    ) -> Result<bool, JsonError> {
         match self.state {
-            State::Value => self.begin_value(byte, visitor)?,
+            State::Value => self.begin_value(byte, at, visitor)?,
             State::ArrayFirst => {
                 if byte == b']' {
-                    self.close(false, byte, visitor)?;
+                    self.close(false, byte, at, visitor)?;
                 } else {
-                    self.begin_value(byte, visitor)?;
+                    self.begin_value(byte, at, visitor)?;
                 }
             }
             State::ObjectFirst | State::ObjectKey => match byte {
                 b'"' => self.begin_string(true, false),
-                b'}' if self.state == State::ObjectFirst => self.close(true, byte, visitor)?,
+                b'}' if self.state == State::ObjectFirst => self.close(true, byte, at, visitor)?,
                 b if is_ws(b) => {}
-                b => return self.unexpected(b),
+                b => return self.unexpected(b, at),
             },
             State::Colon => match byte {
                 b':' => self.state = State::Value,
                 b if is_ws(b) => {}
-                b => return self.unexpected(b),
+                b => return self.unexpected(b, at),
             },
             State::After => match byte {
-                b',' => {
-                    let object = match self
-                        .depth
-                        .checked_sub(1)
-                        .and_then(|d| self.frames.get_mut(d))
-                    {
-                        Some(frame) if frame.object => true,
-                        Some(frame) => {
-                            frame.index = frame.index.saturating_add(1);
-                            false
-                        }
-                        None => return self.unexpected(byte),
-                    };
-                    self.state = if object {
-                        State::ObjectKey
-                    } else {
-                        State::Value
-                    };
-                }
-                b'}' => self.close(true, byte, visitor)?,
-                b']' => self.close(false, byte, visitor)?,
+                b',' => self.next_member(byte, at, visitor)?,
+                b'}' => self.close(true, byte, at, visitor)?,
+                b']' => self.close(false, byte, at, visitor)?,
                 b if is_ws(b) => {}
-                b => return self.unexpected(b),
+                b => return self.unexpected(b, at),
             },
             State::TopAfter => {
                 if !is_ws(byte) {
                     if !self.sequence {
-                        return self.unexpected(byte);
+                        return self.unexpected(byte, at);
                     }
-                    self.begin_value(byte, visitor)?;
+                    self.begin_value(byte, at, visitor)?;
                 }
             }
-            State::Escape => self.escape(byte)?,
+            State::Escape => self.escape(byte, at)?,
             State::Unicode => {
                 let Some(digit) = hex_value(byte) else {
-                    let offset = self.at;
-                    return self.fail(JsonError::InvalidEscape { offset });
+                    return self.fail(JsonError::InvalidEscape { offset: at });
                 };
-                self.str_raw = self.str_raw.saturating_add(1);
+                self.str_raw = self.str_raw.wrapping_add(1);
                 self.hex_acc = (self.hex_acc << 4) | digit;
                 self.hex_got = self.hex_got.saturating_add(1);
                 if self.hex_got == 4 {
@@ -358,47 +382,77 @@ impl Scanner {
                     self.state = State::Str;
                 }
             }
-            State::Number => return self.number(byte, visitor),
+            State::Number => return self.number(byte, at, visitor),
             State::Literal => {
                 let text = self.lit.text();
                 if text.get(self.lit_pos) != Some(&byte) {
-                    return self.unexpected(byte);
+                    return self.unexpected(byte, at);
                 }
                 self.lit_pos = self.lit_pos.saturating_add(1);
                 if self.lit_pos == text.len() {
-                    visitor.scalar(&self.path(), self.lit.scalar());
+                    if self.interest != 0 {
+                        visitor.scalar(self.interest, &self.path(), self.lit.scalar());
+                    }
                     self.after_value(visitor);
                 }
             }
-            State::Skip => match byte {
-                b'"' => self.state = State::SkipStr,
-                b'{' | b'[' => self.deep = self.deep.saturating_add(1),
-                b'}' | b']' => {
-                    self.deep = self.deep.saturating_sub(1);
-                    if self.deep == 0 {
-                        self.after_value(visitor);
-                    }
-                }
-                _ => {}
-            },
             State::SkipEscape => self.state = State::SkipStr,
-            // Handled by the chunk loop; listed so the match stays exhaustive.
-            State::Str | State::SkipStr => {}
+            // Handled on whole slices by `feed`; listed so the match stays exhaustive.
+            State::Str | State::SkipStr | State::Skip => {}
             State::Failed => return Err(self.error.unwrap_or(JsonError::Truncated)),
         }
         Ok(true)
     }
 
+    /// `,` after a value in a container.
+    #[inline]
+    fn next_member<V: Visitor + ?Sized>(
+        &mut self,
+        byte: u8,
+        at: u64,
+        visitor: &mut V,
+    ) -> Result<(), JsonError> {
+        let depth = self.depth.saturating_sub(1);
+        let Some(frame) = self.top() else {
+            return self.unexpected(byte, at);
+        };
+        if frame.object {
+            self.state = State::ObjectKey;
+        } else {
+            frame.index = frame.index.saturating_add(1);
+            let (own, index) = (frame.own, frame.index);
+            let member = if own == 0 {
+                0
+            } else {
+                visitor.index(own, depth, index)
+            };
+            if let Some(frame) = self.top() {
+                frame.member = member;
+            }
+            self.state = State::Value;
+        }
+        Ok(())
+    }
+
+    #[inline]
     fn begin_value<V: Visitor + ?Sized>(
         &mut self,
         byte: u8,
+        at: u64,
         visitor: &mut V,
     ) -> Result<(), JsonError> {
+        if is_ws(byte) {
+            return Ok(());
+        }
+        self.interest = match self.depth.checked_sub(1).and_then(|d| self.frames.get(d)) {
+            Some(frame) => frame.member,
+            None => visitor.root(),
+        };
         match byte {
-            b'{' => self.open(true),
-            b'[' => self.open(false),
+            b'{' | b'[' => self.open(byte == b'{', visitor),
             b'"' => {
-                let capture = visitor.wants_string(&self.path());
+                let capture =
+                    self.interest != 0 && visitor.wants_string(self.interest, &self.path());
                 self.begin_string(false, capture);
             }
             b'-' => self.begin_number(NumPhase::Minus, 0, false),
@@ -407,30 +461,33 @@ impl Scanner {
             b't' => self.begin_literal(Lit::True),
             b'f' => self.begin_literal(Lit::False),
             b'n' => self.begin_literal(Lit::Null),
-            b if is_ws(b) => {}
-            b => return self.unexpected(b),
+            b => return self.unexpected(b, at),
         }
         Ok(())
     }
 
-    fn open(&mut self, object: bool) {
-        match self.frames.get_mut(self.depth) {
-            Some(frame) => {
+    fn open<V: Visitor + ?Sized>(&mut self, object: bool, visitor: &mut V) {
+        let own = self.interest;
+        let depth = self.depth;
+        match self.frames.get_mut(depth) {
+            Some(frame) if own != 0 => {
                 *frame = Frame {
                     object,
-                    index: 0,
-                    key_len: 0,
-                    key_long: false,
+                    own,
+                    ..Frame::default()
                 };
-                self.depth = self.depth.saturating_add(1);
+                if !object {
+                    frame.member = visitor.index(own, depth, 0);
+                }
+                self.depth = depth.saturating_add(1);
                 self.state = if object {
                     State::ObjectFirst
                 } else {
                     State::ArrayFirst
                 };
             }
-            None => {
-                // Too deep to track: count brackets until this container closes again.
+            // Uninteresting or too deep to track: count brackets until it closes again.
+            _ => {
                 self.deep = 1;
                 self.state = State::Skip;
             }
@@ -441,19 +498,20 @@ impl Scanner {
         &mut self,
         object: bool,
         byte: u8,
+        at: u64,
         visitor: &mut V,
     ) -> Result<(), JsonError> {
-        let top = self.depth.checked_sub(1).and_then(|d| self.frames.get(d));
-        match top {
+        match self.top() {
             Some(frame) if frame.object == object => {
                 self.depth = self.depth.saturating_sub(1);
                 self.after_value(visitor);
                 Ok(())
             }
-            _ => self.unexpected(byte),
+            _ => self.unexpected(byte, at),
         }
     }
 
+    #[inline]
     fn after_value<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {
         if self.depth == 0 {
             self.values = self.values.saturating_add(1);
@@ -464,53 +522,28 @@ impl Scanner {
         }
     }
 
-    fn begin_string(&mut self, key: bool, capture: bool) {
-        self.state = State::Str;
-        self.str_key = key;
-        self.str_capture = capture;
-        self.str_len = 0;
-        self.str_truncated = false;
-        self.str_raw = 0;
-        self.high_surrogate = None;
-        if key {
-            if let Some(frame) = self
-                .depth
-                .checked_sub(1)
-                .and_then(|d| self.frames.get_mut(d))
-            {
-                frame.key_len = 0;
-                frame.key_long = false;
+    /// Inside a skipped container: finds the bytes that change nesting or open a string.
+    fn skip_structure<V: Visitor + ?Sized>(&mut self, rest: &[u8], visitor: &mut V) -> usize {
+        for (i, &byte) in rest.iter().enumerate() {
+            if !SKIP_STOP.get(usize::from(byte)).copied().unwrap_or(false) {
+                continue;
+            }
+            match byte {
+                b'"' => {
+                    self.state = State::SkipStr;
+                    return i.saturating_add(1);
+                }
+                b'{' | b'[' => self.deep = self.deep.saturating_add(1),
+                _ => {
+                    self.deep = self.deep.saturating_sub(1);
+                    if self.deep == 0 {
+                        self.after_value(visitor);
+                        return i.saturating_add(1);
+                    }
+                }
             }
         }
-    }
-
-    /// The hot loop: finds the end of the string or the next escape with `memchr`.
-    /// Returns the bytes consumed.
-    fn scan_string<V: Visitor + ?Sized>(&mut self, rest: &[u8], visitor: &mut V) -> usize {
-        let keep = self.str_key || self.str_capture;
-        match memchr2(b'"', b'\\', rest) {
-            None => {
-                self.str_raw = self.str_raw.saturating_add(rest.len() as u64);
-                if keep {
-                    self.push_text(rest);
-                }
-                rest.len()
-            }
-            Some(end) => {
-                let (content, tail) = rest.split_at_checked(end).unwrap_or((rest, &[]));
-                self.str_raw = self.str_raw.saturating_add(end as u64);
-                if keep {
-                    self.push_text(content);
-                }
-                if tail.first() == Some(&b'"') {
-                    self.end_string(visitor);
-                } else {
-                    self.str_raw = self.str_raw.saturating_add(1);
-                    self.state = State::Escape;
-                }
-                end.saturating_add(1)
-            }
-        }
+        rest.len()
     }
 
     fn skip_string(&mut self, rest: &[u8]) -> usize {
@@ -527,8 +560,55 @@ impl Scanner {
         }
     }
 
-    fn escape(&mut self, byte: u8) -> Result<(), JsonError> {
-        self.str_raw = self.str_raw.saturating_add(1);
+    #[inline]
+    fn begin_string(&mut self, key: bool, capture: bool) {
+        self.state = State::Str;
+        self.str_key = key;
+        self.str_capture = capture;
+        self.str_len = 0;
+        self.str_truncated = false;
+        self.str_raw = 0;
+        self.high_surrogate = None;
+        if key {
+            if let Some(frame) = self.top() {
+                frame.key_len = 0;
+                frame.key_long = false;
+            }
+        }
+    }
+
+    /// The hot loop: finds the end of the string or the next escape with `memchr`.
+    /// Returns the bytes consumed.
+    #[inline]
+    fn scan_string<V: Visitor + ?Sized>(&mut self, rest: &[u8], visitor: &mut V) -> usize {
+        let keep = self.str_key || self.str_capture;
+        match memchr2(b'"', b'\\', rest) {
+            None => {
+                self.str_raw = self.str_raw.wrapping_add(rest.len() as u64);
+                if keep {
+                    self.push_text(rest);
+                }
+                rest.len()
+            }
+            Some(end) => {
+                let (content, tail) = rest.split_at_checked(end).unwrap_or((rest, &[]));
+                self.str_raw = self.str_raw.wrapping_add(end as u64);
+                if keep {
+                    self.push_text(content);
+                }
+                if tail.first() == Some(&b'"') {
+                    self.end_string(visitor);
+                } else {
+                    self.str_raw = self.str_raw.wrapping_add(1);
+                    self.state = State::Escape;
+                }
+                end.saturating_add(1)
+            }
+        }
+    }
+
+    fn escape(&mut self, byte: u8, at: u64) -> Result<(), JsonError> {
+        self.str_raw = self.str_raw.wrapping_add(1);
         let decoded = match byte {
             b'"' | b'\\' | b'/' => byte,
             b'b' => 0x08,
@@ -542,10 +622,7 @@ impl Scanner {
                 self.state = State::Unicode;
                 return Ok(());
             }
-            _ => {
-                let offset = self.at;
-                return self.fail(JsonError::InvalidEscape { offset });
-            }
+            _ => return self.fail(JsonError::InvalidEscape { offset: at }),
         };
         self.push_text(&[decoded]);
         self.state = State::Str;
@@ -576,6 +653,7 @@ impl Scanner {
     }
 
     /// Decoded text outside a `\u` escape: a pending high surrogate was lone.
+    #[inline]
     fn push_text(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
@@ -586,13 +664,14 @@ impl Scanner {
         self.push_bytes(bytes);
     }
 
+    #[inline]
     fn push_bytes(&mut self, bytes: &[u8]) {
         if self.str_key {
-            let slot = self.depth.checked_sub(1);
-            let (Some(frame), Some(key)) = (
-                slot.and_then(|d| self.frames.get_mut(d)),
-                slot.and_then(|d| self.keys.get_mut(d)),
-            ) else {
+            let Some(slot) = self.depth.checked_sub(1) else {
+                return;
+            };
+            let (Some(frame), Some(key)) = (self.frames.get_mut(slot), self.keys.get_mut(slot))
+            else {
                 return;
             };
             if frame.key_long {
@@ -628,7 +707,11 @@ impl Scanner {
             self.push_char(char::REPLACEMENT_CHARACTER);
         }
         if self.str_key {
-            self.state = State::Colon;
+            self.end_key(visitor);
+            return;
+        }
+        if self.interest == 0 {
+            self.after_value(visitor);
             return;
         }
         let raw_len = self.str_raw;
@@ -639,37 +722,51 @@ impl Scanner {
                 truncated,
                 raw_len,
             });
-            visitor.scalar(&self.path(), value);
+            visitor.scalar(self.interest, &self.path(), value);
             self.after_value(visitor);
             return;
         }
         let bytes = self.str_buf.get(..self.str_len).unwrap_or(&[]);
         // A cut string may end inside a character; drop that partial character. Anything
         // else that is not UTF-8 is repaired rather than rejected: it is only a label.
-        let valid = match std::str::from_utf8(bytes) {
-            Ok(_) => Some(bytes.len()),
-            Err(e) if truncated && e.error_len().is_none() => Some(e.valid_up_to()),
-            Err(_) => None,
-        };
-        if valid.is_none() {
-            self.repaired.clear();
-            self.repaired.push_str(&String::from_utf8_lossy(bytes));
-        }
-        let text = match valid {
-            Some(len) => self
-                .str_buf
-                .get(..len)
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) if truncated && e.error_len().is_none() => bytes
+                .get(..e.valid_up_to())
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .unwrap_or(""),
-            None => self.repaired.as_str(),
+            Err(_) => {
+                self.repaired.clear();
+                self.repaired.push_str(&String::from_utf8_lossy(bytes));
+                self.repaired.as_str()
+            }
         };
         let value = Scalar::String(JsonStr {
             text: Some(text),
             truncated,
             raw_len,
         });
-        visitor.scalar(&self.path(), value);
+        visitor.scalar(self.interest, &self.path(), value);
         self.after_value(visitor);
+    }
+
+    /// A key is complete: ask the visitor how interesting its value is.
+    #[inline]
+    fn end_key<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {
+        self.state = State::Colon;
+        let depth = self.depth.saturating_sub(1);
+        let (Some(frame), Some(key)) = (self.frames.get(depth), self.keys.get(depth)) else {
+            return;
+        };
+        let key = if frame.key_long {
+            None
+        } else {
+            key.get(..usize::from(frame.key_len))
+        };
+        let member = visitor.key(frame.own, depth, key);
+        if let Some(frame) = self.frames.get_mut(depth) {
+            frame.member = member;
+        }
     }
 
     fn begin_number(&mut self, phase: NumPhase, value: u64, integer: bool) {
@@ -687,17 +784,35 @@ impl Scanner {
     }
 
     fn report_number<V: Visitor + ?Sized>(&mut self, visitor: &mut V) {
+        if self.interest == 0 {
+            return;
+        }
         let number = if self.num_integer {
             Number::Integer(self.num_value)
         } else {
             Number::Other
         };
-        visitor.scalar(&self.path(), Scalar::Number(number));
+        visitor.scalar(self.interest, &self.path(), Scalar::Number(number));
+    }
+
+    /// A run of integer digits (the common case) without the per-byte state dispatch.
+    /// Returns the digits consumed; 0 when `rest` starts with something else.
+    #[inline]
+    fn digits(&mut self, rest: &[u8]) -> usize {
+        let run = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        for &b in rest.iter().take(run) {
+            self.num_value = self
+                .num_value
+                .saturating_mul(10)
+                .saturating_add(u64::from(b - b'0'));
+        }
+        run
     }
 
     fn number<V: Visitor + ?Sized>(
         &mut self,
         byte: u8,
+        at: u64,
         visitor: &mut V,
     ) -> Result<bool, JsonError> {
         use NumPhase::*;
@@ -725,10 +840,7 @@ impl Scanner {
                 // The terminating byte belongs to the next token.
                 return Ok(false);
             }
-            _ => {
-                let offset = self.at;
-                return self.fail(JsonError::InvalidNumber { offset });
-            }
+            _ => return self.fail(JsonError::InvalidNumber { offset: at }),
         };
         if !matches!(next, Int | Zero) {
             self.num_integer = false;

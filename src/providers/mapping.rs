@@ -7,7 +7,7 @@
 //! Responses API lifecycle events without any provider-specific merging code. `null`
 //! never erases a value that was reported.
 
-use crate::json::{Path, Scalar, Step, Visitor};
+use crate::json::{Interest, Path, Scalar, Step, Visitor};
 use crate::usage::Usage;
 
 use super::ResponseFacts;
@@ -53,30 +53,110 @@ pub(crate) const fn rule(path: &'static [Step], target: Target) -> Rule {
     Rule { path, target }
 }
 
+/// Most rules one table may hold: rule sets are tracked as bits of an [`Interest`].
+pub(crate) const MAX_RULES: usize = 64;
+
+/// Deepest rule path supported (the longest today has 7 steps).
+const MAX_RULE_DEPTH: usize = 8;
+
+/// One distinct step at one depth, and the rules that take it there.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    depth: usize,
+    key: &'static str,
+    rules: Interest,
+}
+
 /// Applies a rule table to scanned values, accumulating usage and facts.
+///
+/// The table is compiled into per-depth steps so that the scanner's interest word is the
+/// set of rules still matching along the current path: a key costs a few short compares,
+/// a scalar one AND, and members no rule mentions are skipped by the scanner unread.
 #[derive(Debug, Clone)]
 pub(crate) struct Extractor {
     rules: &'static [Rule],
+    /// Key steps, ordered by depth.
+    keys: Vec<Node>,
+    /// Where each depth's key steps start in `keys` (one past the last depth at the end).
+    starts: [usize; MAX_RULE_DEPTH + 1],
+    /// Rules taking any array index at each depth.
+    any_index: [Interest; MAX_RULE_DEPTH],
+    /// Rules whose path ends at each depth (path length).
+    ends: [Interest; MAX_RULE_DEPTH + 1],
+    all: Interest,
     pub(crate) usage: Usage,
     pub(crate) facts: ResponseFacts,
 }
 
 impl Extractor {
     pub(crate) fn new(rules: &'static [Rule]) -> Self {
+        let mut keys: Vec<Node> = Vec::new();
+        let mut any_index = [0; MAX_RULE_DEPTH];
+        let mut ends = [0; MAX_RULE_DEPTH + 1];
+        let mut all = 0;
+        // Rules past the limits are ignored; a unit test keeps every table within them.
+        for (i, rule) in rules.iter().enumerate().take(MAX_RULES) {
+            if rule.path.len() > MAX_RULE_DEPTH {
+                continue;
+            }
+            let bit: Interest = 1 << i;
+            all |= bit;
+            if let Some(end) = ends.get_mut(rule.path.len()) {
+                *end |= bit;
+            }
+            for (depth, step) in rule.path.iter().enumerate() {
+                match *step {
+                    Step::AnyIndex => {
+                        if let Some(any) = any_index.get_mut(depth) {
+                            *any |= bit;
+                        }
+                    }
+                    Step::Key(key) => {
+                        match keys.iter_mut().find(|n| n.depth == depth && n.key == key) {
+                            Some(node) => node.rules |= bit,
+                            None => keys.push(Node {
+                                depth,
+                                key,
+                                rules: bit,
+                            }),
+                        }
+                    }
+                }
+            }
+        }
+        keys.sort_by_key(|n| n.depth);
+        let mut starts = [keys.len(); MAX_RULE_DEPTH + 1];
+        for (depth, start) in starts.iter_mut().enumerate() {
+            *start = keys
+                .iter()
+                .position(|n| n.depth >= depth)
+                .unwrap_or(keys.len());
+        }
         Self {
             rules,
+            keys,
+            starts,
+            any_index,
+            ends,
+            all,
             usage: Usage::default(),
             facts: ResponseFacts::default(),
         }
     }
 
-    fn find(&self, path: &Path<'_>) -> Option<Target> {
-        // Cheapest test first: most scalars sit at a depth no rule has.
-        let len = path.len();
-        self.rules
-            .iter()
-            .find(|r| r.path.len() == len && path.matches(r.path))
-            .map(|r| r.target)
+    /// Heap bytes of the compiled table (fixed per API).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.keys.capacity() * std::mem::size_of::<Node>()
+    }
+
+    /// The rule fully matched by a value with `interest` at `depth`.
+    fn target(&self, interest: Interest, depth: usize) -> Option<Target> {
+        let done = interest & self.ends.get(depth).copied().unwrap_or(0);
+        if done == 0 {
+            return None;
+        }
+        let index = usize::try_from(done.trailing_zeros()).ok()?;
+        self.rules.get(index).map(|r| r.target)
     }
 
     fn counter(&mut self, target: Target) -> Option<&mut Option<u64>> {
@@ -108,12 +188,40 @@ impl Extractor {
 }
 
 impl Visitor for Extractor {
-    fn wants_string(&mut self, path: &Path<'_>) -> bool {
-        self.find(path).is_some_and(Target::captures_text)
+    fn root(&mut self) -> Interest {
+        self.all
     }
 
-    fn scalar(&mut self, path: &Path<'_>, value: Scalar<'_>) {
-        let Some(target) = self.find(path) else {
+    fn key(&mut self, parent: Interest, depth: usize, key: Option<&[u8]>) -> Interest {
+        let Some(key) = key else { return 0 };
+        let start = self.starts.get(depth).copied().unwrap_or(usize::MAX);
+        let end = self
+            .starts
+            .get(depth + 1)
+            .copied()
+            .unwrap_or(self.keys.len());
+        let mut rules = 0;
+        for node in self.keys.get(start..end).unwrap_or(&[]) {
+            // Length first: it rejects most keys without touching their bytes.
+            let want = node.key.as_bytes();
+            if node.rules & parent != 0 && want.len() == key.len() && want == key {
+                rules |= node.rules;
+            }
+        }
+        rules & parent
+    }
+
+    fn index(&mut self, parent: Interest, depth: usize, _index: u64) -> Interest {
+        parent & self.any_index.get(depth).copied().unwrap_or(0)
+    }
+
+    fn wants_string(&mut self, interest: Interest, path: &Path<'_>) -> bool {
+        self.target(interest, path.len())
+            .is_some_and(Target::captures_text)
+    }
+
+    fn scalar(&mut self, interest: Interest, path: &Path<'_>, value: Scalar<'_>) {
+        let Some(target) = self.target(interest, path.len()) else {
             return;
         };
         if target == Target::OutputText {

@@ -3,18 +3,45 @@
 //! These fields are top-level in every supported API, so one small visitor serves all of
 //! them; prompts (which can be megabytes) are skipped by the scanner unread.
 
-use crate::json::{Path, Scalar, Scanner, Step::Key as K, Visitor};
+use crate::json::{Interest, Path, Scalar, Scanner, Step::Key as K, Visitor};
 
 use super::{Api, RequestFacts};
 
 struct Facts(RequestFacts);
 
+/// Interest bits: a top-level fact, or inside `stream_options`.
+const TOP: Interest = 1;
+const STREAM_OPTIONS: Interest = 2;
+
 impl Visitor for Facts {
-    fn wants_string(&mut self, path: &Path<'_>) -> bool {
+    fn root(&mut self) -> Interest {
+        TOP
+    }
+
+    /// Only the handful of keys below are read; `messages`, `input`, `tools` (the bulk of
+    /// a request) are skipped unread.
+    fn key(&mut self, parent: Interest, depth: usize, key: Option<&[u8]>) -> Interest {
+        match (depth, parent, key.unwrap_or_default()) {
+            (
+                0,
+                TOP,
+                b"model"
+                | b"stream"
+                | b"max_tokens"
+                | b"max_completion_tokens"
+                | b"max_output_tokens",
+            ) => TOP,
+            (0, TOP, b"stream_options") => STREAM_OPTIONS,
+            (1, STREAM_OPTIONS, b"include_usage") => STREAM_OPTIONS,
+            _ => 0,
+        }
+    }
+
+    fn wants_string(&mut self, _: Interest, path: &Path<'_>) -> bool {
         path.matches(&[K("model")])
     }
 
-    fn scalar(&mut self, path: &Path<'_>, value: Scalar<'_>) {
+    fn scalar(&mut self, _: Interest, path: &Path<'_>, value: Scalar<'_>) {
         match path.len() {
             1 => {
                 if path.matches(&[K("model")]) {

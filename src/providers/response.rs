@@ -121,6 +121,23 @@ impl ResponseScanner {
         }
     }
 
+    /// Bytes this scanner holds, inline and on the heap: fixed at construction plus the
+    /// short captured labels (model, id, finish reason, service tier). It does not grow
+    /// with the body; tests assert the bound.
+    pub fn retained_bytes(&self) -> usize {
+        let facts = &self.extractor.facts;
+        let labels = [
+            &facts.model,
+            &facts.id,
+            &facts.finish_reason,
+            &facts.service_tier,
+        ]
+        .iter()
+        .map(|s| s.as_ref().map_or(0, String::capacity))
+        .sum::<usize>();
+        std::mem::size_of::<Self>() + self.json.heap_bytes() + self.extractor.heap_bytes() + labels
+    }
+
     /// Ends the body and reports. Later calls return the same outcome.
     pub fn finish(&mut self) -> ResponseOutcome {
         if let Some(outcome) = &self.outcome {
@@ -144,7 +161,8 @@ impl ResponseScanner {
                     .stats
                     .first_error
                     .map(ExtractError::Json)
-                    .or(framing.map(ExtractError::Sse));
+                    .or(framing.map(ExtractError::Sse))
+                    .or((self.stats.parsed == 0).then_some(ExtractError::Empty));
                 // A stream is readable when its events parsed; one broken event among good
                 // ones does not make the usage of the others unreadable.
                 (error, self.stats.parsed > 0 && self.stats.failed == 0)

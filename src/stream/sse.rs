@@ -285,8 +285,10 @@ impl SseFramer {
             return;
         }
         self.head_diverged = true;
-        let held = self.head;
-        sink.data(held.get(..self.head_len).unwrap_or(&[]));
+        if self.head_len > 0 {
+            let held = self.head;
+            sink.data(held.get(..self.head_len).unwrap_or(&[]));
+        }
         sink.data(bytes);
     }
 
@@ -296,7 +298,7 @@ impl SseFramer {
             if !self.head_diverged && self.head.get(..self.head_len) == Some(DONE) {
                 sink.done();
             } else {
-                if !self.head_diverged {
+                if !self.head_diverged && self.head_len > 0 {
                     let held = self.head;
                     sink.data(held.get(..self.head_len).unwrap_or(&[]));
                 }

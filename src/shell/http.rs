@@ -1,0 +1,262 @@
+//! The per-request context: feeds host callbacks to the core's [`Exchange`].
+//!
+//! Every callback returns `Continue`: bytes are read as they pass and never held, so the
+//! filter adds no latency to streams and cannot stall traffic. The exchange is finished and
+//! published at the end of the response, so that filter state is in place before the access
+//! log is written, or in `on_log` when the response never ended (client disconnect, upstream
+//! reset). `on_log` runs exactly once for every stream, so nothing escapes metering.
+
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
+
+use super::adapter;
+use super::host::{HostClock, HostSharedStore};
+use super::log;
+use super::root::Shared;
+use crate::meter::{Exchange, RequestEdits, RequestHead};
+
+pub(crate) struct Http {
+    context_id: u32,
+    shared: Option<Rc<Shared>>,
+    /// The metered request; `None` for passthrough traffic and once published.
+    exchange: Option<Exchange>,
+    /// Set while this filter answers the request itself: Envoy runs a local reply back
+    /// through the response callbacks, and our own reply is not upstream traffic to meter.
+    local_reply: bool,
+}
+
+/// Reads one header map value; values that are not UTF-8 are read lossily instead of making
+/// the SDK panic (its `get_map_value` unwraps the conversion).
+fn header_value(context_id: u32, map: MapType, name: &str) -> Option<String> {
+    match hostcalls::get_map_value_bytes(map, name) {
+        Ok(value) => value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+        Err(status) => {
+            log(LogLevel::Warn, context_id, &format!("cannot read header {name}: {status:?}"));
+            None
+        }
+    }
+}
+
+/// The request head as the core sees it: lazily read from the host.
+struct HostRequestHead {
+    context_id: u32,
+}
+
+impl RequestHead for HostRequestHead {
+    fn path(&self) -> Option<String> {
+        self.header(":path")
+    }
+    fn authority(&self) -> Option<String> {
+        self.header(":authority")
+    }
+    fn method(&self) -> Option<String> {
+        self.header(":method")
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        header_value(self.context_id, MapType::HttpRequestHeaders, name)
+    }
+}
+
+impl Http {
+    pub(crate) fn new(context_id: u32, shared: Option<Rc<Shared>>) -> Self {
+        Self { context_id, shared, exchange: None, local_reply: false }
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        log(level, self.context_id, message);
+    }
+
+    /// Reads the newly arrived body bytes. With `Continue`, Envoy hands each chunk to the
+    /// callback on its own, so the buffer holds exactly `size` new bytes.
+    fn read_body(&self, buffer: BufferType, size: usize) -> Vec<u8> {
+        if size == 0 {
+            return Vec::new();
+        }
+        match hostcalls::get_buffer(buffer, 0, size) {
+            Ok(bytes) => bytes.unwrap_or_default(),
+            Err(status) => {
+                self.log(LogLevel::Warn, &format!("cannot read {buffer:?}: {status:?}"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn apply_edits(&self, edits: &RequestEdits) {
+        for name in &edits.remove_headers {
+            if let Err(status) = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name) {
+                self.log(LogLevel::Warn, &format!("cannot remove request header {name}: {status:?}"));
+            }
+        }
+        for (name, value) in &edits.set_headers {
+            if let Err(status) =
+                hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
+            {
+                self.log(LogLevel::Warn, &format!("cannot set request header {name}: {status:?}"));
+            }
+        }
+    }
+
+    fn apply_metrics(&self, shared: &Shared, updates: &[crate::telemetry::MetricUpdate]) {
+        let Ok(mut metrics) = shared.vm.metrics.try_borrow_mut() else {
+            self.log(LogLevel::Error, "metrics state busy; stats for this request dropped");
+            return;
+        };
+        let failed = adapter::apply(&mut *metrics, updates);
+        if failed > 0 {
+            self.log(LogLevel::Warn, &format!("{failed} metric updates failed"));
+        }
+    }
+
+    /// Finishes the exchange (once) and publishes its record as filter state and stats.
+    fn publish(&mut self) {
+        let Some(mut exchange) = self.exchange.take() else {
+            return;
+        };
+        let now = HostClock.try_now_unix_millis().unwrap_or_else(|error| {
+            self.log(LogLevel::Warn, &format!("cannot read the clock: {error}"));
+            0
+        });
+        let record = exchange.finish(now);
+        for (key, value) in adapter::filter_state(&record) {
+            if let Err(status) = hostcalls::set_property(vec![key], Some(value.as_bytes())) {
+                self.log(LogLevel::Warn, &format!("cannot set filter state {key}: {status:?}"));
+            }
+        }
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let updates = match shared.vm.telemetry.try_borrow_mut() {
+            Ok(mut telemetry) => adapter::metric_plan(&record, &mut telemetry, &HostSharedStore),
+            Err(_) => {
+                self.log(LogLevel::Error, "telemetry state busy; stats for this request dropped");
+                return;
+            }
+        };
+        self.apply_metrics(&shared, &updates);
+    }
+
+    /// Answers the request from the filter itself (e.g. a budget rejection). The reply runs
+    /// back through the response callbacks; `local_reply` keeps it out of response metering.
+    #[allow(dead_code)] // the entry point for budget enforcement, which lands separately
+    pub(crate) fn send_local_reply(&mut self, status: u32, headers: Vec<(&str, &str)>, body: &[u8]) {
+        self.local_reply = true;
+        if let Err(status) = hostcalls::send_http_response(status, headers, Some(body)) {
+            self.log(LogLevel::Error, &format!("cannot send local reply: {status:?}"));
+            self.local_reply = false;
+        }
+    }
+
+    #[cfg(feature = "test-panic")]
+    fn maybe_test_panic(&self) {
+        let requested = header_value(self.context_id, MapType::HttpRequestHeaders, "x-tokenmeter-test-panic");
+        if requested.as_deref() == Some("1") {
+            // Only in builds with the `test-panic` feature: lets the end-to-end suite check
+            // that a panic is logged and the VM is reloaded without taking traffic down.
+            #[allow(clippy::panic)]
+            {
+                panic!("x-tokenmeter-test-panic requested a panic");
+            }
+        }
+    }
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "test-panic")]
+        self.maybe_test_panic();
+
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        let head = HostRequestHead { context_id: self.context_id };
+        match Exchange::begin(&shared.config, &head) {
+            Some((mut exchange, edits)) => {
+                self.apply_edits(&edits);
+                match HostClock.try_now_unix_millis() {
+                    Ok(now) => exchange.set_start_time(now),
+                    Err(error) => self.log(LogLevel::Warn, &format!("cannot read the clock: {error}")),
+                }
+                if end_of_stream {
+                    exchange.on_request_body(&[], true);
+                }
+                self.exchange = Some(exchange);
+            }
+            None => self.apply_metrics(&shared, &adapter::passthrough_plan()),
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.exchange.is_some() {
+            let chunk = self.read_body(BufferType::HttpRequestBody, body_size);
+            if let Some(exchange) = self.exchange.as_mut() {
+                exchange.on_request_body(&chunk, end_of_stream);
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        // Trailers end the body without an end-of-stream body callback.
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.on_request_body(&[], true);
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.local_reply || self.exchange.is_none() {
+            return Action::Continue;
+        }
+        let context_id = self.context_id;
+        let status = header_value(context_id, MapType::HttpResponseHeaders, ":status")
+            .and_then(|s| s.trim().parse::<u16>().ok());
+        let header = move |name: &str| header_value(context_id, MapType::HttpResponseHeaders, name);
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.on_response_headers(status, &header);
+            if end_of_stream {
+                exchange.on_response_body(&[], true);
+            }
+        }
+        if end_of_stream {
+            self.publish();
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.local_reply || self.exchange.is_none() {
+            return Action::Continue;
+        }
+        let chunk = self.read_body(BufferType::HttpResponseBody, body_size);
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.on_response_body(&chunk, end_of_stream);
+        }
+        if end_of_stream {
+            self.publish();
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.local_reply {
+            return Action::Continue;
+        }
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.on_response_body(&[], true);
+        }
+        self.publish();
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        // Covers every stream that did not end normally: client disconnect, upstream reset,
+        // local replies. A no-op when the response end already published.
+        self.publish();
+    }
+}

@@ -1,0 +1,237 @@
+"""Start and talk to the real Envoy + the mock upstream, for the e2e tests and `make run`.
+
+Envoy is configured from the shipped envoy/bootstrap.yaml, with only what a test must change
+patched in (ports, paths, plugin configuration), so the tests exercise the config users run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ENVOY = REPO / ".venv" / "bin" / "envoy"
+PYTHON = REPO / ".venv" / "bin" / "python"
+WASM = REPO / "build" / "tokenmeter.wasm"
+WASM_TEST = REPO / "build" / "tokenmeter-test.wasm"
+BOOTSTRAP = REPO / "envoy" / "bootstrap.yaml"
+FIXTURES = REPO.parent / "shared" / "fixtures"
+MOCK = REPO / "tests" / "mock_upstream" / "server.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - keep polling until the deadline
+            last = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what} (last error: {last!r})")
+
+
+def http_get(url: str, timeout: float = 5) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
+@dataclass
+class Mock:
+    port: int
+    proc: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def last_request(self) -> dict:
+        return json.loads(http_get(self.url + "/__mock/last-request"))
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def start_mock(port: int | None = None, fixtures: Path = FIXTURES) -> Mock:
+    if not fixtures.is_dir():
+        raise RuntimeError(f"fixtures not found at {fixtures} (expected ../shared/fixtures)")
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [str(PYTHON if PYTHON.exists() else sys.executable), str(MOCK), "--port", str(port),
+         "--fixtures", str(fixtures)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    mock = Mock(port, proc)
+    try:
+        wait_until(lambda: http_get(mock.url + "/__mock/health", 1) == b"ok\n", 15, "mock upstream")
+    except TimeoutError:
+        mock.stop()
+        raise
+    return mock
+
+
+def bootstrap_config(*, listener_port: int, admin_port: int, upstream_port: int,
+                     access_log: Path, wasm: Path, plugin_config: str = "{}") -> dict:
+    """envoy/bootstrap.yaml with test ports and paths patched in."""
+    config = yaml.safe_load(BOOTSTRAP.read_text())
+    config["admin"]["address"]["socket_address"]["port_value"] = admin_port
+    listener = config["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = listener_port
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["access_log"][0]["typed_config"]["path"] = str(access_log)
+    for f in hcm["http_filters"]:
+        if f["name"] == "tokenmeter":
+            wasm_config = f["typed_config"]["config"]
+            wasm_config["vm_config"]["code"]["local"]["filename"] = str(wasm)
+            wasm_config["configuration"]["value"] = plugin_config
+    cluster = config["static_resources"]["clusters"][0]
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    endpoint["address"]["socket_address"]["port_value"] = upstream_port
+    return config
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+_base_ids = iter(range(200 + (os.getpid() % 500) * 8, 10_000))
+
+
+@dataclass
+class Envoy:
+    listener_port: int
+    admin_port: int
+    access_log: Path
+    proc: subprocess.Popen
+    log_path: Path
+    _log_offset: int = field(default=0)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener_port}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    def prometheus(self) -> str:
+        return http_get(self.admin + "/stats/prometheus").decode()
+
+    def stats(self, prefix: str = "") -> dict[str, str]:
+        out = {}
+        for line in http_get(self.admin + "/stats").decode().splitlines():
+            name, _, value = line.partition(": ")
+            if name.startswith(prefix):
+                out[name] = value
+        return out
+
+    def access_entries(self) -> list[dict]:
+        if not self.access_log.exists():
+            return []
+        return [json.loads(l) for l in self.access_log.read_text().splitlines() if l.strip()]
+
+    def wait_entry(self, predicate, timeout: float = 10) -> dict:
+        """The first access-log entry matching `predicate` (the file is flushed every 200 ms)."""
+        def find():
+            for entry in self.access_entries():
+                if predicate(entry):
+                    return entry
+            return None
+        return wait_until(find, timeout, "access log entry")
+
+    def envoy_log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def start_envoy(workdir: Path, upstream_port: int, *, wasm: Path = WASM,
+                plugin_config: str = "{}") -> Envoy:
+    if not wasm.exists():
+        raise RuntimeError(f"{wasm} is missing: run `make build` (and `make build-test`)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    listener_port, admin_port = free_port(), free_port()
+    access_log = workdir / "access.log"
+    config = bootstrap_config(listener_port=listener_port, admin_port=admin_port,
+                              upstream_port=upstream_port, access_log=access_log, wasm=wasm,
+                              plugin_config=plugin_config)
+    config_path = workdir / "envoy.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    log_path = workdir / "envoy.log"
+    proc = subprocess.Popen(
+        [str(ENVOY), "-c", str(config_path), "--concurrency", "2",
+         "--base-id", str(next(_base_ids)), "--file-flush-interval-msec", "200",
+         "--log-level", "info", "--log-path", str(log_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir,
+    )
+    envoy = Envoy(listener_port, admin_port, access_log, proc, log_path)
+
+    def ready():
+        if proc.poll() is not None:
+            raise RuntimeError(f"envoy exited with {proc.returncode}:\n{envoy.envoy_log()[-3000:]}")
+        return http_get(envoy.admin + "/ready", 1).strip() == b"LIVE"
+
+    try:
+        wait_until(ready, 30, "envoy readiness", 0.1)
+    except Exception:
+        envoy.stop()
+        raise
+    return envoy
+
+
+def validate(config_path: Path, base_id: int | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(ENVOY), "--mode", "validate", "-c", str(config_path),
+         "--base-id", str(base_id if base_id is not None else next(_base_ids))],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+
+
+# --- Prometheus text format --------------------------------------------------------------
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus(text: str) -> list[tuple[str, dict[str, str], float]]:
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        labels = dict(_LABEL.findall(m.group(2) or ""))
+        samples.append((m.group(1), labels, float(m.group(3))))
+    return samples
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of `name` over every series whose labels include `labels`."""
+    return sum(v for n, l, v in parse_prometheus(text)
+               if n == name and all(l.get(k) == want for k, want in labels.items()))

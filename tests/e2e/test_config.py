@@ -1,0 +1,45 @@
+"""End-to-end: the shipped configs load, and a bad plugin configuration is refused at load
+time with the offending field named."""
+
+from __future__ import annotations
+
+import yaml
+
+from .harness import BOOTSTRAP, WASM, bootstrap_config, free_port, validate
+
+
+def write_config(tmp_path, plugin_config: str):
+    config = bootstrap_config(listener_port=free_port(), admin_port=free_port(),
+                              upstream_port=free_port(), access_log=tmp_path / "access.log",
+                              wasm=WASM, plugin_config=plugin_config)
+    path = tmp_path / "envoy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_empty_plugin_configuration_is_valid(tmp_path):
+    result = validate(write_config(tmp_path, "{}"))
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_unknown_field_is_rejected_and_named(tmp_path):
+    result = validate(write_config(tmp_path, '{"bogus_field": 1}'))
+    assert result.returncode != 0
+    assert "bogus_field" in result.stdout + result.stderr
+
+
+def test_bad_nested_value_is_rejected_with_its_path(tmp_path):
+    result = validate(write_config(tmp_path, '{"metrics": {"max_label_values": 0}}'))
+    assert result.returncode != 0
+    assert "metrics.max_label_values" in result.stdout + result.stderr
+
+
+def test_non_object_configuration_is_rejected(tmp_path):
+    result = validate(write_config(tmp_path, "[1, 2]"))
+    assert result.returncode != 0
+
+
+def test_shipped_bootstrap_references_the_built_filter():
+    text = BOOTSTRAP.read_text()
+    assert "build/tokenmeter.wasm" in text
+    assert "FAIL_RELOAD" in text

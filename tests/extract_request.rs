@@ -1,0 +1,194 @@
+//! Request facts from the recorded request bodies of the cassettes (ground truth: the
+//! bodies themselves), whole and split at every byte.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use tokenmeter::providers::{Api, RequestFacts, RequestScanner};
+
+fn scan(api: Api, chunks: &[&[u8]]) -> RequestFacts {
+    let mut s = RequestScanner::new(api);
+    for c in chunks {
+        s.feed(c);
+    }
+    s.finish()
+}
+
+fn facts(
+    model: &str,
+    stream: bool,
+    max: Option<u64>,
+    include_usage: Option<bool>,
+    body: &[u8],
+) -> RequestFacts {
+    RequestFacts {
+        model: Some(model.to_string()),
+        stream,
+        max_output_tokens: max,
+        include_usage,
+        body_bytes: body.len() as u64,
+        unreadable: false,
+    }
+}
+
+/// API, body, then the expected model, stream flag, output cap and include_usage.
+type RequestCase = (
+    Api,
+    &'static [u8],
+    &'static str,
+    bool,
+    Option<u64>,
+    Option<bool>,
+);
+
+#[test]
+fn cassette_request_bodies() {
+    use Api::*;
+    let cases: Vec<RequestCase> = vec![
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-basic.request.json"),
+            "gpt-5-nano",
+            false,
+            None,
+            None,
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-streaming.request.json"),
+            "gpt-5-nano",
+            true,
+            None,
+            None,
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-streaming-detailed-usage.request.json"),
+            "gpt-5-nano",
+            true,
+            Some(100),
+            Some(true),
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-detailed-usage.request.json"),
+            "gpt-5-nano",
+            false,
+            Some(100),
+            None,
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-bad-request.request.json"),
+            "gpt-5-nano",
+            false,
+            Some(0),
+            None,
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-tools.request.json"),
+            "gpt-5-nano",
+            false,
+            None,
+            None,
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-unknown-model.request.json"),
+            "gpt-4.1-nano-wrong",
+            false,
+            None,
+            None,
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/openai/chat-streaming-web-search.request.json"),
+            "gpt-4o-mini-search-preview",
+            true,
+            None,
+            None,
+        ),
+        (
+            OpenAiCompletions,
+            include_bytes!("fixtures/openai/completion-basic.request.json"),
+            "babbage-002",
+            false,
+            Some(25),
+            None,
+        ),
+        (
+            OpenAiCompletions,
+            include_bytes!("fixtures/openai/completion-streaming.request.json"),
+            "babbage-002",
+            true,
+            Some(25),
+            None,
+        ),
+        (
+            OpenAiCompletions,
+            include_bytes!("fixtures/openai/completion-streaming-usage.request.json"),
+            "babbage-002",
+            true,
+            Some(25),
+            Some(true),
+        ),
+        (
+            OpenAiEmbeddings,
+            include_bytes!("fixtures/openai/embeddings-basic.request.json"),
+            "text-embedding-3-small",
+            false,
+            None,
+            None,
+        ),
+        (
+            OpenAiChatCompletions,
+            include_bytes!("fixtures/azure/azure-chat-basic.request.json"),
+            "gpt-5-nano",
+            false,
+            None,
+            None,
+        ),
+    ];
+    for (api, body, model, stream, max, include) in cases {
+        let want = facts(model, stream, max, include, body);
+        assert_eq!(scan(api, &[body]), want, "{model}");
+        for cut in 0..=body.len() {
+            let (a, b) = body.split_at(cut);
+            assert_eq!(scan(api, &[a, b]), want, "{model} cut at {cut}");
+        }
+    }
+}
+
+#[test]
+fn anthropic_and_responses_request_shapes() {
+    let anthropic = br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"system":[{"type":"text","text":"be brief","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"hi"}]}"#;
+    assert_eq!(
+        scan(Api::AnthropicMessages, &[anthropic]),
+        facts("claude-sonnet-4-5", true, Some(1024), None, anthropic)
+    );
+    let responses = br#"{"model":"gpt-5","input":[{"role":"user","content":"hi"}],"max_output_tokens":256,"stream":false,"reasoning":{"effort":"low"}}"#;
+    assert_eq!(
+        scan(Api::OpenAiResponses, &[responses]),
+        facts("gpt-5", false, Some(256), None, responses)
+    );
+}
+
+#[test]
+fn a_huge_prompt_is_skipped_in_bounded_memory() {
+    let mut s = RequestScanner::new(Api::OpenAiChatCompletions);
+    s.feed(br#"{"messages":[{"role":"user","content":""#);
+    let filler = vec![b'x'; 64 << 10];
+    for _ in 0..64 {
+        s.feed(&filler);
+    }
+    s.feed(br#""}],"model":"gpt-4o","stream":true}"#);
+    let f = s.finish();
+    assert_eq!(f.model.as_deref(), Some("gpt-4o"));
+    assert!(f.stream);
+    assert!(f.body_bytes > 4 << 20);
+}
