@@ -280,15 +280,14 @@ def main():
                          ("eventstream_bedrock_60", "Bedrock eventstream, 60 frames")):
         g = micro.get(group)
         if not g:
-            note = "TODO: needs tokenmeter::stream::eventstream" if "eventstream" in group \
-                else "not run"
+            note = "not run (see .run/bench/micro.log)"
             L.append(f"| {title} | {note} | | | |")
             continue
         tm, sj = g.get("tokenmeter"), g.get("serde_json")
         ok = micro_sanity.get(group, {}).get("ok")
         L.append(f"| {title} | {fmt(tm, 0)} | {fmt(sj, 0)} | "
                  f"{fmt(tm / sj if tm and sj else None, 1, '×')} | "
-                 f"{'yes' if ok else '**no** (stub core: figure meaningless)'} |")
+                 f"{'yes' if ok else '**no** (figure meaningless)'} |")
     L.append("")
 
     # ---- targets
@@ -337,7 +336,12 @@ def main():
     sse = micro.get("sse_openai_60", {})
     sse_ok = micro_sanity.get("sse_openai_60", {}).get("ok", False)
     tm, sj = sse.get("tokenmeter"), sse.get("serde_json")
-    stub = "" if sse_ok else " — stub core extracted no usage, figure meaningless"
+    if tm is None:
+        stub = " — micro-benchmarks did not run (see .run/bench/micro.log)"
+    elif not sse_ok:
+        stub = " — the scanner extracted no usage, figure meaningless"
+    else:
+        stub = ""
     T.append((f"core SSE extraction ≥ {TARGETS['sse_mbps']:.0f} MB/s",
               "PASS" if tm and tm >= TARGETS["sse_mbps"] and sse_ok else "FAIL",
               f"{fmt(tm, 0)} MB/s{stub}"))

@@ -80,9 +80,14 @@ fi
 # --- micro-benchmarks (after the Envoys have stopped, so they do not compete) ------------
 if [ -z "${BENCH_SKIP_MICRO:-}" ]; then
     say "criterion micro-benchmarks (bench/micro)"
-    rm -f "$CRITERION_HOME/tokenmeter-sanity.json"
-    (cd bench/micro && cargo bench --bench extract) 2>&1 | \
-        grep -E '^(sanity|[a-z_0-9]+/(tokenmeter|serde_json))|time:|thrpt:|error|warning: unused' || true
+    # Stale estimates from an earlier run must not stand in for a build that failed.
+    rm -rf "$CRITERION_HOME"
+    if (cd bench/micro && cargo bench --bench extract) > "$WORK/micro.log" 2>&1; then
+        grep -E '^(sanity|[a-z_0-9]+/(tokenmeter|serde_json))|time:|thrpt:' "$WORK/micro.log" || true
+    else
+        say "micro-benchmarks FAILED (build or run), see $WORK/micro.log:"
+        grep -E '^error' -A6 "$WORK/micro.log" | head -30 || true
+    fi
 fi
 
 # --- report ------------------------------------------------------------------------------

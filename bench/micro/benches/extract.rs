@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tokenmeter::json::{Path, Scalar, Scanner, Step, Visitor};
+use tokenmeter::json::{Interest, Path, Scalar, Scanner, Step, Visitor};
 use tokenmeter::providers::{Api, ResponseOutcome, ResponseScanner};
 use tokenmeter::stream::eventstream::EventStreamDecoder;
 use tokenmeter_micro as synth;
@@ -32,7 +32,22 @@ struct BedrockUsage {
 }
 
 impl Visitor for BedrockUsage {
-    fn scalar(&mut self, path: &Path<'_>, value: Scalar<'_>) {
+    // Interest: only `usage` and its two counters matter, so the scanner skips the rest unread
+    // (the way the providers' extractors use it).
+    fn key(&mut self, parent: Interest, depth: usize, key: Option<&[u8]>) -> Interest {
+        match (parent, depth, key) {
+            (0, _, _) => 0,
+            (_, 0, Some(b"usage")) => 1,
+            (_, 1, Some(b"inputTokens" | b"outputTokens")) => 1,
+            _ => 0,
+        }
+    }
+
+    fn index(&mut self, _parent: Interest, _depth: usize, _index: u64) -> Interest {
+        0
+    }
+
+    fn scalar(&mut self, _interest: Interest, path: &Path<'_>, value: Scalar<'_>) {
         if path.matches(&[Step::Key("usage"), Step::Key("inputTokens")]) {
             self.input = value.as_u64();
         } else if path.matches(&[Step::Key("usage"), Step::Key("outputTokens")]) {
