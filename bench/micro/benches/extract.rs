@@ -93,10 +93,10 @@ fn quick() -> bool {
 }
 
 fn config() -> Criterion {
-    let (warm, measure) = if quick() { (1, 2) } else { (2, 5) };
+    let (warm, measure) = if quick() { (500, 1500) } else { (2000, 5000) };
     Criterion::default()
-        .warm_up_time(Duration::from_secs(warm))
-        .measurement_time(Duration::from_secs(measure))
+        .warm_up_time(Duration::from_millis(warm))
+        .measurement_time(Duration::from_millis(measure))
 }
 
 /// Records what the scanner extracted from each body, so a stub that extracts nothing cannot
