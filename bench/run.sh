@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tokenmeter performance against plain Envoy and Envoy's native extraction filters.
 #
-#   bash bench/run.sh              full run (~10 min): 5 repeats
+#   bash bench/run.sh              full run (~7-8 min on 2 cores): 5 repeats
 #   BENCH_QUICK=1 bash bench/run.sh  quick run (~2-3 min plus compiles): 3 repeats, short windows
 #
 # Installs what it needs when missing (Debian wrk, curl, binaryen; the .venv with
