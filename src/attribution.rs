@@ -13,7 +13,8 @@
 //!   cannot blow up the metrics backend. Past the cap a value becomes `other` and an overflow
 //!   counter records it.
 //!
-//! The user identity is never a metric label: it is unbounded by nature and personal.
+//! The user identity is not a metric label unless `metrics.user_label` says so: it is
+//! unbounded by nature and personal. When configured it is capped like the others.
 
 use std::collections::BTreeSet;
 
@@ -32,7 +33,7 @@ pub const OVERFLOW_VALUE: &str = "other";
 pub struct Attribution {
     pub feature: String,
     pub customer: String,
-    /// Only for filter state and logs, never for metrics.
+    /// For filter state and logs; a metric label only with `metrics.user_label`.
     pub user: String,
 }
 
@@ -93,9 +94,12 @@ pub enum Dimension {
     Model,
     Feature,
     Customer,
+    /// Only a label when `metrics.user_label` is set.
+    User,
 }
 
 impl Dimension {
+    /// The dimensions every attributed metric carries (the user only when configured).
     pub const ALL: [Dimension; 3] = [Dimension::Model, Dimension::Feature, Dimension::Customer];
 
     /// The metric label name of the dimension, also the `dimension` label of the overflow counter.
@@ -104,6 +108,7 @@ impl Dimension {
             Dimension::Model => crate::telemetry::LABEL_MODEL,
             Dimension::Feature => crate::telemetry::LABEL_FEATURE,
             Dimension::Customer => crate::telemetry::LABEL_CUSTOMER,
+            Dimension::User => crate::telemetry::LABEL_USER,
         }
     }
 
@@ -112,6 +117,7 @@ impl Dimension {
             Dimension::Model => 0,
             Dimension::Feature => 1,
             Dimension::Customer => 2,
+            Dimension::User => 3,
         }
     }
 }
@@ -132,10 +138,10 @@ pub struct CardinalityGuard {
     max: u64,
     /// The configured attribution default, admitted without using up the cap.
     default_value: String,
-    seen: [BTreeSet<String>; 3],
-    overflows: [u64; 3],
+    seen: [BTreeSet<String>; 4],
+    overflows: [u64; 4],
     /// The shared set was full when last read; it never shrinks, so no need to read again.
-    shared_full: [bool; 3],
+    shared_full: [bool; 4],
 }
 
 impl CardinalityGuard {
@@ -146,8 +152,8 @@ impl CardinalityGuard {
             max: max_values_per_dimension,
             default_value: crate::config::DEFAULT_ATTRIBUTION_VALUE.to_string(),
             seen: Default::default(),
-            overflows: [0; 3],
-            shared_full: [false; 3],
+            overflows: [0; 4],
+            shared_full: [false; 4],
         }
     }
 

@@ -23,6 +23,7 @@ use thiserror::Error;
 
 use crate::pricing::PriceTable;
 use crate::providers::{Api, Operation, Provider, Route};
+use crate::retry::{RetryRule, RetrySource};
 
 /// Default header carrying the feature (product area) a request is billed to.
 pub const DEFAULT_FEATURE_HEADER: &str = "x-llm-feature";
@@ -95,11 +96,14 @@ impl Default for AttributionConfig {
 pub struct MetricsConfig {
     /// Distinct values admitted per label dimension before new ones become `other`.
     pub max_label_values: u64,
+    /// Add the user (`attribution.user_header`) as a `user` label to the attributed metrics.
+    /// Off by default: user identity is unbounded and personal, and belongs in access logs.
+    pub user_label: bool,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { max_label_values: DEFAULT_MAX_LABEL_VALUES }
+        Self { max_label_values: DEFAULT_MAX_LABEL_VALUES, user_label: false }
     }
 }
 
@@ -187,6 +191,8 @@ pub struct Config {
     /// Remove `accept-encoding` from metered requests so upstreams answer uncompressed.
     pub strip_accept_encoding: bool,
     pub metrics: MetricsConfig,
+    /// The built-in retry headers followed by those configured in `retry_headers`.
+    pub retry_rules: Vec<RetryRule>,
     /// Built-in prices plus overrides, built once at load and shared (not copied) with every
     /// exchange, which needs it only when the request ends.
     pub price_table: Arc<PriceTable>,
@@ -202,6 +208,7 @@ impl Default for Config {
             max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
             strip_accept_encoding: true,
             metrics: MetricsConfig::default(),
+            retry_rules: crate::retry::builtin_rules(),
             price_table: Arc::new(PriceTable::builtin()),
         }
     }
@@ -227,6 +234,8 @@ struct RawConfig {
     strip_accept_encoding: Option<Value>,
     #[serde(default)]
     metrics: Option<Value>,
+    #[serde(default)]
+    retry_headers: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -247,6 +256,19 @@ struct RawAttribution {
 struct RawMetrics {
     #[serde(default)]
     max_label_values: Option<Value>,
+    #[serde(default)]
+    user_label: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRetryHeader {
+    #[serde(default)]
+    header: Option<Value>,
+    #[serde(default)]
+    min_value: Option<Value>,
+    #[serde(default)]
+    source: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -306,6 +328,12 @@ impl Config {
                 }
                 config.metrics.max_label_values = n;
             }
+            if let Some(v) = m.user_label {
+                config.metrics.user_label = boolean(v, "metrics.user_label")?;
+            }
+        }
+        if let Some(v) = raw.retry_headers {
+            config.retry_rules.extend(retry_headers(v)?);
         }
         Ok(config)
     }
@@ -440,6 +468,44 @@ fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
             return Err(ConfigError::field(path, "may only contain A-Z a-z 0-9 _ - : / . @"));
         }
         out.default_value = value;
+    }
+    Ok(out)
+}
+
+/// Most `retry_headers` entries accepted: each one is a header read per request.
+pub const MAX_RETRY_HEADERS: usize = 16;
+
+fn retry_headers(v: Value) -> Result<Vec<RetryRule>, ConfigError> {
+    let Value::Array(items) = v else {
+        return Err(type_error("retry_headers", "an array", &v));
+    };
+    if items.len() > MAX_RETRY_HEADERS {
+        return Err(ConfigError::field("retry_headers", format!("at most {MAX_RETRY_HEADERS} entries")));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let base = format!("retry_headers[{i}]");
+        let raw: RawRetryHeader = object(item, &base)?;
+        let header = match raw.header {
+            Some(v) => header_name(v, &format!("{base}.header"))?,
+            None => return Err(ConfigError::field(format!("{base}.header"), "is required")),
+        };
+        let min_value = match raw.min_value {
+            Some(v) => positive(v, &format!("{base}.min_value"))?,
+            None => 1,
+        };
+        let source = match raw.source {
+            Some(v) => {
+                let field = format!("{base}.source");
+                let name = string(v, &field)?;
+                RetrySource::from_name(&name).ok_or_else(|| {
+                    let known: Vec<&str> = RetrySource::ALL.iter().map(|s| s.name()).collect();
+                    ConfigError::field(field, format!("unknown source `{name}`, expected one of {}", known.join(", ")))
+                })?
+            }
+            None => RetrySource::Client,
+        };
+        out.push(RetryRule { header, min_value, source });
     }
     Ok(out)
 }

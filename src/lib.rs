@@ -16,6 +16,7 @@ pub mod host;
 pub mod json;
 pub mod meter;
 pub mod pricing;
+pub mod retry;
 pub mod providers;
 pub mod stream;
 pub mod telemetry;

@@ -2,7 +2,10 @@
 //!
 //! Contract for the shell: create an [`Exchange`] from the request head, apply the returned
 //! [`RequestEdits`], feed it every callback, and at the end publish the [`Record`] through
-//! `telemetry`. Every method is infallible and bounded: whatever the bytes are, traffic
+//! `telemetry`. Times are passed in, never read (sans-io): the start with
+//! [`Exchange::set_start_time`], the response with the `_at` variants of the response
+//! callbacks, the end with [`Exchange::finish`]; the untimed variants still work and only
+//! leave the stream timings out. Every method is infallible and bounded: whatever the bytes are, traffic
 //! continues, memory stays fixed (scanners keep bounded state, the decoder a fixed window),
 //! and the record says what was missing and why. Bodies are never buffered.
 //!
@@ -17,6 +20,7 @@ use crate::attribution::Attribution;
 use crate::config::Config;
 use crate::decode::{parse_content_encoding, DecodeError, Decoder};
 use crate::pricing::{PicoUsd, PriceTable, PricingContext, ServiceTier};
+use crate::retry::{self, RetrySource};
 use crate::providers::{self, Provider, RequestFacts, RequestScanner, ResponseFacts, ResponseOutcome, ResponseScanner, Route};
 use crate::usage::{NormalizedUsage, UsageSource};
 
@@ -77,6 +81,18 @@ pub struct Record {
     pub price_table_version: Option<String>,
     /// From [`Exchange::set_start_time`] to [`Exchange::finish`], when the start was given.
     pub duration_ms: Option<u64>,
+    /// Who retried this request, if it is a retry (see `retry`).
+    pub retry: Option<RetrySource>,
+    /// The response was a stream: the request asked for one, or the response came as
+    /// server-sent events or an event stream.
+    pub streamed: bool,
+    /// Streams only: from the start to the first response body chunk that carried generated
+    /// content (text, reasoning or tool arguments), as given to
+    /// [`Exchange::on_response_body_at`]. `None` for non-streams, streams without content,
+    /// and when no times were given.
+    pub time_to_first_token_ms: Option<u64>,
+    /// From the start to the response headers, as given to [`Exchange::on_response_headers_at`].
+    pub time_to_response_headers_ms: Option<u64>,
 }
 
 /// Decoding state of one body direction.
@@ -155,6 +171,11 @@ pub struct Exchange {
     response: Option<ResponseSide>,
     status: Option<u16>,
     started_unix_millis: Option<u64>,
+    response_headers_unix_millis: Option<u64>,
+    first_token_unix_millis: Option<u64>,
+    /// The response content type says it is a stream.
+    response_streamed: bool,
+    retry: Option<RetrySource>,
     record: Option<Record>,
 }
 
@@ -187,6 +208,10 @@ impl Exchange {
             response: None,
             status: None,
             started_unix_millis: None,
+            response_headers_unix_millis: None,
+            first_token_unix_millis: None,
+            response_streamed: false,
+            retry: retry::classify(&config.retry_rules, &|name| head.header(name)),
             record: None,
         };
         Some((exchange, edits))
@@ -200,6 +225,11 @@ impl Exchange {
     /// Attribution read from the request head (for budgets and logs before the end).
     pub fn attribution(&self) -> &Attribution {
         &self.attribution
+    }
+
+    /// Whether the request is a retry, from its headers (see `retry`).
+    pub fn retry(&self) -> Option<RetrySource> {
+        self.retry
     }
 
     /// Records when the request started, so that the record carries a duration.
@@ -227,6 +257,9 @@ impl Exchange {
         }
         self.status = status;
         let content_type = header("content-type");
+        // `text/event-stream` (SSE) and `application/vnd.amazon.eventstream` (Bedrock).
+        self.response_streamed =
+            content_type.as_deref().is_some_and(|ct| ct.to_ascii_lowercase().contains("event-stream"));
         self.response = Some(ResponseSide {
             body: Body::new(header("content-encoding"), self.max_decompressed_bytes),
             scanner: ResponseScanner::new(self.route.api, content_type.as_deref()),
@@ -234,6 +267,29 @@ impl Exchange {
         });
     }
 
+    /// [`Exchange::on_response_headers`] at a time (ms since the Unix epoch, the clock of
+    /// [`Exchange::set_start_time`]), for `llm.time_to_response_headers_ms`.
+    pub fn on_response_headers_at(&mut self, status: Option<u16>, header: &dyn Fn(&str) -> Option<String>, now_unix_millis: u64) {
+        if self.record.is_some() {
+            return;
+        }
+        self.response_headers_unix_millis = Some(now_unix_millis);
+        self.on_response_headers(status, header);
+    }
+
+    /// [`Exchange::on_response_body`] at a time (ms since the Unix epoch): the first chunk
+    /// after which the body has carried generated content marks the first token.
+    pub fn on_response_body_at(&mut self, chunk: &[u8], end_of_stream: bool, now_unix_millis: u64) {
+        self.on_response_body(chunk, end_of_stream);
+        if self.first_token_unix_millis.is_none() && self.record.is_none() {
+            let seen = self.response.as_ref().is_some_and(|side| side.scanner.output_text_bytes() > 0);
+            if seen {
+                self.first_token_unix_millis = Some(now_unix_millis);
+            }
+        }
+    }
+
+    /// Scans a response body chunk, without timing (no time to first token).
     pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool) {
         if self.record.is_some() {
             return;
@@ -301,7 +357,13 @@ impl Exchange {
             Some((_, quote)) if reported => Some(quote.cost),
             _ => None,
         };
+        let since_start = |t: Option<u64>| Some(t?.saturating_sub(self.started_unix_millis?));
+        let streamed = request.stream || self.response_streamed;
         let record = Record {
+            time_to_first_token_ms: if streamed { since_start(self.first_token_unix_millis) } else { None },
+            time_to_response_headers_ms: since_start(self.response_headers_unix_millis),
+            streamed,
+            retry: self.retry,
             route: self.route,
             request,
             response,

@@ -8,7 +8,10 @@
 //! [`STATS_TAGS`] holds the regexes Envoy needs to turn them back into labels.
 //!
 //! Metrics are planned, not performed: [`metric_plan`] turns a record into a list of counter
-//! increments (never a 0 delta, which Envoy rejects), and the shell applies it. The two pieces
+//! increments (never a 0 delta, which Envoy rejects) and histogram samples (the OpenTelemetry
+//! GenAI token-usage and latency histograms, in whole milliseconds because Envoy histograms
+//! hold integers), and the shell applies it. Histograms carry only operation, provider and
+//! model: each histogram series is about twenty bucket series. The two pieces
 //! of cross-request state, the label [`CardinalityGuard`] and the sub-nano [`CostCarry`], are
 //! owned by the caller and passed in.
 
@@ -79,6 +82,11 @@ pub const RECORD_DURATION_MS: &str = "llm.duration_ms";
 pub const RECORD_AZURE_DEPLOYMENT: &str = "llm.azure.deployment";
 pub const RECORD_CACHE_CREATION_5M_TOKENS: &str = "llm.usage.cache_creation_5m_tokens";
 pub const RECORD_CACHE_CREATION_1H_TOKENS: &str = "llm.usage.cache_creation_1h_tokens";
+/// `client` or `proxy` for retried requests, null otherwise.
+pub const RECORD_RETRY_SOURCE: &str = "llm.retry_source";
+pub const RECORD_STREAMED: &str = "llm.streamed";
+pub const RECORD_TIME_TO_FIRST_TOKEN_MS: &str = "llm.time_to_first_token_ms";
+pub const RECORD_TIME_TO_RESPONSE_HEADERS_MS: &str = "llm.time_to_response_headers_ms";
 
 // Metric names.
 pub const METRIC_REQUESTS: &str = "tokenmeter_requests_total";
@@ -88,6 +96,17 @@ pub const METRIC_UNRECOGNIZED: &str = "tokenmeter_unrecognized_requests_total";
 pub const METRIC_USAGE_MISSING: &str = "tokenmeter_usage_missing_total";
 pub const METRIC_UNPRICED: &str = "tokenmeter_unpriced_requests_total";
 pub const METRIC_LABEL_OVERFLOW: &str = "tokenmeter_label_overflow_total";
+pub const METRIC_RESPONSES: &str = "tokenmeter_responses_total";
+pub const METRIC_RETRIES: &str = "tokenmeter_retries_total";
+pub const METRIC_RETRY_COST_NANOUSD: &str = "tokenmeter_retry_cost_nanousd_total";
+pub const METRIC_BUDGET_ADMISSIONS: &str = "tokenmeter_budget_admissions_total";
+pub const METRIC_BUDGET_UTILIZATION: &str = "tokenmeter_budget_utilization_ratio_permille";
+// OpenTelemetry GenAI histograms. Envoy histograms hold integers, so durations are whole
+// milliseconds and say so in the name (OTel's own are float seconds).
+pub const METRIC_TOKEN_USAGE: &str = "gen_ai_client_token_usage";
+pub const METRIC_OPERATION_DURATION_MS: &str = "gen_ai_client_operation_duration_ms";
+pub const METRIC_TIME_TO_FIRST_TOKEN_MS: &str = "gen_ai_server_time_to_first_token_ms";
+pub const METRIC_TIME_PER_OUTPUT_TOKEN_MS: &str = "gen_ai_server_time_per_output_token_ms";
 
 // Label names.
 pub const LABEL_PROVIDER: &str = "gen_ai_provider_name";
@@ -96,6 +115,16 @@ pub const LABEL_FEATURE: &str = "feature";
 pub const LABEL_CUSTOMER: &str = "customer";
 pub const LABEL_TOKEN_TYPE: &str = "gen_ai_token_type";
 pub const LABEL_DIMENSION: &str = "dimension";
+pub const LABEL_OPERATION: &str = "gen_ai_operation_name";
+pub const LABEL_STATUS_CLASS: &str = "http_status_class";
+pub const LABEL_RETRY_SOURCE: &str = "retry_source";
+pub const LABEL_BUDGET: &str = "budget";
+pub const LABEL_DECISION: &str = "decision";
+/// Only with `metrics.user_label`.
+pub const LABEL_USER: &str = "user";
+
+/// `http_status_class` when the exchange ended without a response status.
+pub const STATUS_CLASS_NONE: &str = "none";
 
 // `gen_ai_token_type` values.
 pub const TOKEN_INPUT: &str = "input";
@@ -106,13 +135,20 @@ pub const TOKEN_REASONING: &str = "reasoning";
 
 /// The `stats_config.stats_tags` entries (tag name, regex) that turn embedded tags back into
 /// labels. The shipped Envoy and Istio configs must contain exactly these; a test checks them.
-pub const STATS_TAGS: [(&str, &str); 6] = [
+/// Same order as `envoy/prometheus/envoy-stats-config.yaml` (a test compares them).
+pub const STATS_TAGS: [(&str, &str); 12] = [
     (LABEL_PROVIDER, r"(gen_ai_provider_name=\.=(.*?);\.;)"),
     (LABEL_MODEL, r"(gen_ai_request_model=\.=(.*?);\.;)"),
     (LABEL_FEATURE, r"(feature=\.=(.*?);\.;)"),
     (LABEL_CUSTOMER, r"(customer=\.=(.*?);\.;)"),
     (LABEL_TOKEN_TYPE, r"(gen_ai_token_type=\.=(.*?);\.;)"),
     (LABEL_DIMENSION, r"(dimension=\.=(.*?);\.;)"),
+    (LABEL_OPERATION, r"(gen_ai_operation_name=\.=(.*?);\.;)"),
+    (LABEL_STATUS_CLASS, r"(http_status_class=\.=(.*?);\.;)"),
+    (LABEL_RETRY_SOURCE, r"(retry_source=\.=(.*?);\.;)"),
+    (LABEL_BUDGET, r"(budget=\.=(.*?);\.;)"),
+    (LABEL_DECISION, r"(decision=\.=(.*?);\.;)"),
+    (LABEL_USER, r"(user=\.=(.*?);\.;)"),
 ];
 
 /// The `stats_config.stats_tags` list as Envoy bootstrap YAML (`tag_name`/`regex` items, regex
@@ -144,17 +180,49 @@ pub fn stat_name(tags: &[(&str, &str)], metric: &str) -> String {
     name
 }
 
-/// One planned counter increment. `delta` is never 0.
+/// One planned stat change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricUpdate {
     pub kind: MetricKind,
     /// Full stat name with embedded tags.
     pub name: String,
+    /// Counter: the increment, never 0 (Envoy rejects it). Histogram: the sample, which may
+    /// be 0 (a sub-millisecond duration). Gauge: the value to set.
     pub delta: u64,
 }
 
 fn counter(name: String, delta: u64) -> Option<MetricUpdate> {
     (delta > 0).then_some(MetricUpdate { kind: MetricKind::Counter, name, delta })
+}
+
+fn histogram(name: String, sample: u64) -> MetricUpdate {
+    MetricUpdate { kind: MetricKind::Histogram, name, delta: sample }
+}
+
+/// The `http_status_class` of a response status: `1xx` .. `5xx`, or `none` when the
+/// exchange ended without one (reset, client gone) or the status is not a valid HTTP one.
+pub fn status_class(status: Option<u16>) -> &'static str {
+    match status {
+        Some(100..=199) => "1xx",
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(500..=599) => "5xx",
+        _ => STATUS_CLASS_NONE,
+    }
+}
+
+/// Stream time per output token after the first: `(end - first token) / (output - 1)`,
+/// rounded down; `None` unless the record is a stream with a first-token time, a duration
+/// and at least two output tokens.
+pub fn time_per_output_token_ms(record: &Record) -> Option<u64> {
+    if !record.streamed {
+        return None;
+    }
+    let first = record.time_to_first_token_ms?;
+    let end = record.duration_ms?;
+    let after_first = record.usage.output_tokens.checked_sub(1).filter(|n| *n > 0)?;
+    Some(end.saturating_sub(first) / after_first)
 }
 
 /// Most distinct cost series whose sub-nano remainder is carried; past it, a new series'
@@ -196,27 +264,37 @@ impl CostCarry {
 pub struct TelemetryState {
     pub guard: CardinalityGuard,
     pub carry: CostCarry,
+    /// `metrics.user_label`: attributed metrics also carry the `user` label.
+    pub user_label: bool,
 }
 
 impl Default for TelemetryState {
     fn default() -> Self {
-        Self { guard: CardinalityGuard::new(crate::config::DEFAULT_MAX_LABEL_VALUES), carry: CostCarry::default() }
+        Self {
+            guard: CardinalityGuard::new(crate::config::DEFAULT_MAX_LABEL_VALUES),
+            carry: CostCarry::default(),
+            user_label: false,
+        }
     }
 }
 
 impl TelemetryState {
     pub fn new(config: &crate::config::Config) -> Self {
-        Self { guard: CardinalityGuard::from_config(config), carry: CostCarry::default() }
+        Self {
+            guard: CardinalityGuard::from_config(config),
+            carry: CostCarry::default(),
+            user_label: config.metrics.user_label,
+        }
     }
 
     /// [`metric_plan`] with this state (label cap per VM).
     pub fn plan(&mut self, record: &Record) -> Vec<MetricUpdate> {
-        metric_plan(record, &mut self.guard, &mut self.carry)
+        plan_with(record, &mut self.guard, &mut self.carry, None, self.user_label)
     }
 
     /// [`metric_plan_shared`] with this state (label cap per process).
     pub fn plan_shared(&mut self, record: &Record, store: &dyn SharedStore) -> Vec<MetricUpdate> {
-        metric_plan_shared(record, &mut self.guard, &mut self.carry, store)
+        plan_with(record, &mut self.guard, &mut self.carry, Some(store), self.user_label)
     }
 }
 
@@ -233,49 +311,73 @@ pub fn model_label(record: &Record) -> String {
     sanitize_label(raw)
 }
 
-/// Counter increments for one finished exchange, with the label cap kept per VM.
+/// Stat changes for one finished exchange, with the label cap kept per VM and no user
+/// label. See [`TelemetryState`] for the configured form.
 pub fn metric_plan(record: &Record, guard: &mut CardinalityGuard, carry: &mut CostCarry) -> Vec<MetricUpdate> {
-    plan_with(record, guard, carry, None)
+    plan_with(record, guard, carry, None, false)
 }
 
-/// Counter increments for one finished exchange, with the label cap shared by every VM of
-/// the process through proxy-wasm shared data (see [`CardinalityGuard::admit_shared`]).
+/// Stat changes for one finished exchange, with the label cap shared by every VM of the
+/// process through proxy-wasm shared data (see [`CardinalityGuard::admit_shared`]).
 pub fn metric_plan_shared(
     record: &Record,
     guard: &mut CardinalityGuard,
     carry: &mut CostCarry,
     store: &dyn SharedStore,
 ) -> Vec<MetricUpdate> {
-    plan_with(record, guard, carry, Some(store))
+    plan_with(record, guard, carry, Some(store), false)
 }
 
+/// Admits a label value through the guard, planning the overflow count if it overflowed.
+fn admit(
+    guard: &mut CardinalityGuard,
+    store: Option<&dyn SharedStore>,
+    dimension: Dimension,
+    raw: &str,
+    plan: &mut Vec<MetricUpdate>,
+) -> String {
+    let admitted = match store {
+        Some(store) => guard.admit_shared(dimension, raw, store),
+        None => guard.admit(dimension, raw),
+    };
+    if admitted.overflowed {
+        plan.extend(counter(stat_name(&[(LABEL_DIMENSION, dimension.label())], METRIC_LABEL_OVERFLOW), 1));
+    }
+    admitted.value
+}
+
+/// The order of the plan is stable (tests and the shell rely on nothing else): overflow
+/// counts, requests, tokens, cost, responses, retries, data quality, then histograms.
 fn plan_with(
     record: &Record,
     guard: &mut CardinalityGuard,
     carry: &mut CostCarry,
     store: Option<&dyn SharedStore>,
+    user_label: bool,
 ) -> Vec<MetricUpdate> {
-    let mut plan = Vec::with_capacity(10);
+    let mut plan = Vec::with_capacity(16);
     let provider = record.route.provider.name();
-    let mut labels = [String::new(), String::new(), String::new()];
-    let raws = [model_label(record), sanitize_label(&record.attribution.feature), sanitize_label(&record.attribution.customer)];
-    for ((slot, raw), dimension) in labels.iter_mut().zip(raws.iter()).zip(Dimension::ALL) {
-        let admitted = match store {
-            Some(store) => guard.admit_shared(dimension, raw, store),
-            None => guard.admit(dimension, raw),
-        };
-        if admitted.overflowed {
-            plan.extend(counter(stat_name(&[(LABEL_DIMENSION, dimension.label())], METRIC_LABEL_OVERFLOW), 1));
-        }
-        *slot = admitted.value;
-    }
-    let [model, feature, customer] = &labels;
-    let tags = [
+    let operation = record.route.operation.name();
+    let model = admit(guard, store, Dimension::Model, &model_label(record), &mut plan);
+    let feature = admit(guard, store, Dimension::Feature, &sanitize_label(&record.attribution.feature), &mut plan);
+    let customer = admit(guard, store, Dimension::Customer, &sanitize_label(&record.attribution.customer), &mut plan);
+    let user = user_label.then(|| admit(guard, store, Dimension::User, &sanitize_label(&record.attribution.user), &mut plan));
+    // The attributed tag set: provider, model, feature, customer, then the user if configured.
+    let mut tags: Vec<(&str, &str)> = vec![
         (LABEL_PROVIDER, provider),
         (LABEL_MODEL, model.as_str()),
         (LABEL_FEATURE, feature.as_str()),
         (LABEL_CUSTOMER, customer.as_str()),
     ];
+    if let Some(user) = &user {
+        tags.push((LABEL_USER, user.as_str()));
+    }
+    fn extended<'a>(tags: &[(&'a str, &'a str)], extra: (&'a str, &'a str)) -> Vec<(&'a str, &'a str)> {
+        let mut t = tags.to_vec();
+        t.push(extra);
+        t
+    }
+    let with = |extra| extended(&tags, extra);
     plan.extend(counter(stat_name(&tags, METRIC_REQUESTS), 1));
     let u = &record.usage;
     for (kind, n) in [
@@ -285,16 +387,26 @@ fn plan_with(
         (TOKEN_CACHE_CREATION, u.cache_creation_tokens),
         (TOKEN_REASONING, u.reasoning_tokens),
     ] {
-        let [p, m, f, c] = tags;
-        let name = stat_name(&[p, m, f, c, (LABEL_TOKEN_TYPE, kind)], METRIC_TOKENS);
-        plan.extend(counter(name, n));
+        plan.extend(counter(stat_name(&with((LABEL_TOKEN_TYPE, kind)), METRIC_TOKENS), n));
     }
-    let short = [(LABEL_PROVIDER, provider), (LABEL_MODEL, model.as_str())];
     if let Some(cost) = record.cost {
         let series = stat_name(&tags, METRIC_COST_NANOUSD);
         let nanos = carry.add(&series, cost.0);
         plan.extend(counter(series, nanos));
     }
+    plan.extend(counter(stat_name(&with((LABEL_STATUS_CLASS, status_class(record.status))), METRIC_RESPONSES), 1));
+    if let Some(source) = record.retry {
+        let tagged = with((LABEL_RETRY_SOURCE, source.name()));
+        plan.extend(counter(stat_name(&tagged, METRIC_RETRIES), 1));
+        if let Some(cost) = record.cost {
+            // Its own carry series: the retry counter is a subset of the cost counter and
+            // must not lose sub-nano remainders either.
+            let series = stat_name(&tagged, METRIC_RETRY_COST_NANOUSD);
+            let nanos = carry.add(&series, cost.0);
+            plan.extend(counter(series, nanos));
+        }
+    }
+    let short = [(LABEL_PROVIDER, provider), (LABEL_MODEL, model.as_str())];
     // Unpriced means "no price for the model", not "no cost known": a priced model whose
     // usage is missing has no cost either, and is counted as missing usage below instead.
     if record.priced_model.is_none() {
@@ -306,7 +418,44 @@ fn plan_with(
     if record.usage_source == crate::usage::UsageSource::Missing && success {
         plan.extend(counter(stat_name(&short, METRIC_USAGE_MISSING), 1));
     }
+    // Histograms: operation, provider and model only (each series is ~20 bucket series).
+    // The first tag is fixed by the contract: the bucket settings match on it.
+    let op_tags = [(LABEL_OPERATION, operation), (LABEL_PROVIDER, provider), (LABEL_MODEL, model.as_str())];
+    if record.usage_source != crate::usage::UsageSource::Missing {
+        let embeddings = record.route.operation == crate::providers::Operation::Embeddings;
+        // Embeddings generate no output tokens; a 0 sample would only skew the distribution.
+        let samples = [(TOKEN_INPUT, Some(u.input_tokens)), (TOKEN_OUTPUT, (!embeddings).then_some(u.output_tokens))];
+        for (kind, n) in samples {
+            if let Some(n) = n {
+                let [o, p, m] = op_tags;
+                plan.push(histogram(stat_name(&[(LABEL_TOKEN_TYPE, kind), o, p, m], METRIC_TOKEN_USAGE), n));
+            }
+        }
+    }
+    if let Some(ms) = record.duration_ms {
+        plan.push(histogram(stat_name(&op_tags, METRIC_OPERATION_DURATION_MS), ms));
+    }
+    if let (true, Some(ms)) = (record.streamed, record.time_to_first_token_ms) {
+        plan.push(histogram(stat_name(&op_tags, METRIC_TIME_TO_FIRST_TOKEN_MS), ms));
+    }
+    if let Some(ms) = time_per_output_token_ms(record) {
+        plan.push(histogram(stat_name(&op_tags, METRIC_TIME_PER_OUTPUT_TOKEN_MS), ms));
+    }
     plan
+}
+
+/// The budget decision counter for one admission (`decision`: `allowed`, `rejected`,
+/// `soft_exceeded`). The budget id is sanitised like any label value.
+pub fn budget_admission_plan(budget: &str, decision: &str) -> Vec<MetricUpdate> {
+    let tags = [(LABEL_BUDGET, sanitize_label(budget)), (LABEL_DECISION, sanitize_label(decision))];
+    let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    counter(stat_name(&tags, METRIC_BUDGET_ADMISSIONS), 1).into_iter().collect()
+}
+
+/// Sets the budget utilisation gauge: spend over limit in permille (may exceed 1000).
+pub fn budget_utilization_plan(budget: &str, permille: u64) -> Vec<MetricUpdate> {
+    let name = stat_name(&[(LABEL_BUDGET, &sanitize_label(budget))], METRIC_BUDGET_UTILIZATION);
+    vec![MetricUpdate { kind: MetricKind::Gauge, name, delta: permille }]
 }
 
 /// The increment for a request that is not recognised LLM traffic (no labels: its path and
@@ -319,8 +468,13 @@ pub fn unrecognized_plan() -> Vec<MetricUpdate> {
 pub fn apply(plan: &[MetricUpdate], metrics: &mut dyn Metrics) -> u32 {
     let mut failures = 0u32;
     for update in plan {
-        let delta = i64::try_from(update.delta).unwrap_or(i64::MAX);
-        let ok = metrics.define(update.kind, &update.name).and_then(|id| metrics.increment(id, delta));
+        let ok = metrics.define(update.kind, &update.name).and_then(|id| match update.kind {
+            // Envoy rejects a 0 increment; plans never hold one, but a hand-built one is
+            // simply nothing to do.
+            MetricKind::Counter if update.delta == 0 => Ok(()),
+            MetricKind::Counter => metrics.increment(id, i64::try_from(update.delta).unwrap_or(i64::MAX)),
+            MetricKind::Gauge | MetricKind::Histogram => metrics.record(id, update.delta),
+        });
         if ok.is_err() {
             failures = failures.saturating_add(1);
         }
@@ -393,6 +547,10 @@ pub fn record_json(record: &Record) -> String {
     if record.azure_deployment.is_some() {
         m.insert(RECORD_AZURE_DEPLOYMENT.into(), text(&record.azure_deployment));
     }
+    m.insert(RECORD_RETRY_SOURCE.into(), record.retry.map_or(Value::Null, |r| json!(r.name())));
+    m.insert(RECORD_STREAMED.into(), json!(record.streamed));
+    m.insert(RECORD_TIME_TO_FIRST_TOKEN_MS.into(), json!(record.time_to_first_token_ms));
+    m.insert(RECORD_TIME_TO_RESPONSE_HEADERS_MS.into(), json!(record.time_to_response_headers_ms));
     Value::Object(m).to_string()
 }
 
@@ -431,6 +589,10 @@ mod tests {
             deployment_model: None,
             price_table_version: None,
             duration_ms: Some(1234),
+            retry: None,
+            streamed: true,
+            time_to_first_token_ms: Some(200),
+            time_to_response_headers_ms: Some(150),
         }
     }
 
@@ -503,10 +665,12 @@ mod tests {
             (format!("{base}gen_ai_token_type=.=output;.;tokenmeter_tokens_total"), 20),
             (format!("{base}gen_ai_token_type=.=cache_read;.;tokenmeter_tokens_total"), 40),
             (format!("{base}tokenmeter_cost_nanousd_total"), 435_000),
+            (format!("{base}http_status_class=.=2xx;.;tokenmeter_responses_total"), 1),
         ];
-        let got: Vec<(String, u64)> = plan.iter().map(|u| (u.name.clone(), u.delta)).collect();
+        let got: Vec<(String, u64)> =
+            plan.iter().filter(|u| u.kind == MetricKind::Counter).map(|u| (u.name.clone(), u.delta)).collect();
         assert_eq!(got, expected);
-        assert!(plan.iter().all(|u| u.kind == MetricKind::Counter && u.delta > 0));
+        assert!(plan.iter().filter(|u| u.kind == MetricKind::Counter).all(|u| u.delta > 0));
         // And the fake host (which rejects 0 like Envoy) accepts all of it.
         let mut metrics = FakeMetrics::default();
         assert_eq!(apply(&plan, &mut metrics), 0);
@@ -527,8 +691,12 @@ mod tests {
             names,
             [
                 "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=my_model_._x;.;feature=.=search;.;customer=.=acme;.;tokenmeter_requests_total",
+                "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=my_model_._x;.;feature=.=search;.;customer=.=acme;.;http_status_class=.=2xx;.;tokenmeter_responses_total",
                 "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=my_model_._x;.;tokenmeter_unpriced_requests_total",
                 "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=my_model_._x;.;tokenmeter_usage_missing_total",
+                // No token histograms for missing usage; durations are still measured.
+                "gen_ai_operation_name=.=chat;.;gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=my_model_._x;.;gen_ai_client_operation_duration_ms",
+                "gen_ai_operation_name=.=chat;.;gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=my_model_._x;.;gen_ai_server_time_to_first_token_ms",
             ]
         );
         // A failed upstream call without usage is not "missing usage".
@@ -635,5 +803,236 @@ mod tests {
         unpriced.cost = None;
         let v: Value = serde_json::from_str(&record_json(&unpriced)).unwrap();
         assert!(v[KEY_COST_USD].is_null());
+    }
+
+    #[test]
+    fn issue_5_metric_and_label_names_are_the_contract() {
+        assert_eq!(
+            [
+                METRIC_RESPONSES,
+                METRIC_RETRIES,
+                METRIC_RETRY_COST_NANOUSD,
+                METRIC_BUDGET_ADMISSIONS,
+                METRIC_BUDGET_UTILIZATION,
+                METRIC_TOKEN_USAGE,
+                METRIC_OPERATION_DURATION_MS,
+                METRIC_TIME_TO_FIRST_TOKEN_MS,
+                METRIC_TIME_PER_OUTPUT_TOKEN_MS,
+            ],
+            [
+                "tokenmeter_responses_total",
+                "tokenmeter_retries_total",
+                "tokenmeter_retry_cost_nanousd_total",
+                "tokenmeter_budget_admissions_total",
+                "tokenmeter_budget_utilization_ratio_permille",
+                "gen_ai_client_token_usage",
+                "gen_ai_client_operation_duration_ms",
+                "gen_ai_server_time_to_first_token_ms",
+                "gen_ai_server_time_per_output_token_ms",
+            ]
+        );
+        assert_eq!(
+            [LABEL_OPERATION, LABEL_STATUS_CLASS, LABEL_RETRY_SOURCE, LABEL_BUDGET, LABEL_DECISION, LABEL_USER],
+            ["gen_ai_operation_name", "http_status_class", "retry_source", "budget", "decision", "user"]
+        );
+    }
+
+    fn histograms(plan: &[MetricUpdate]) -> Vec<(&str, u64)> {
+        plan.iter().filter(|u| u.kind == MetricKind::Histogram).map(|u| (u.name.as_str(), u.delta)).collect()
+    }
+
+    #[test]
+    fn a_stream_records_token_usage_duration_ttft_and_time_per_output_token() {
+        // 100 in, 20 out, 1234 ms overall, first token at 200 ms: (1234 - 200) / 19 = 54.
+        let plan = metric_plan(&record(), &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        let op = "gen_ai_operation_name=.=chat;.;gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4o;.;";
+        assert_eq!(
+            histograms(&plan),
+            [
+                (format!("gen_ai_token_type=.=input;.;{op}gen_ai_client_token_usage").as_str(), 100),
+                (format!("gen_ai_token_type=.=output;.;{op}gen_ai_client_token_usage").as_str(), 20),
+                (format!("{op}gen_ai_client_operation_duration_ms").as_str(), 1234),
+                (format!("{op}gen_ai_server_time_to_first_token_ms").as_str(), 200),
+                (format!("{op}gen_ai_server_time_per_output_token_ms").as_str(), 54),
+            ]
+        );
+        let mut metrics = FakeMetrics::default();
+        assert_eq!(apply(&plan, &mut metrics), 0);
+        let id = metrics.names.iter().position(|(_, n)| n.ends_with(METRIC_TIME_TO_FIRST_TOKEN_MS)).unwrap();
+        assert_eq!(metrics.names[id].0, MetricKind::Histogram);
+        assert_eq!(metrics.samples[&u32::try_from(id).unwrap()], [200]);
+    }
+
+    #[test]
+    fn histogram_names_start_with_the_tag_the_bucket_settings_match() {
+        let plan = metric_plan(&record(), &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        for (name, _) in histograms(&plan) {
+            let prefix = if name.ends_with(METRIC_TOKEN_USAGE) { "gen_ai_token_type=" } else { "gen_ai_operation_name=" };
+            assert!(name.starts_with(prefix), "{name}");
+        }
+    }
+
+    #[test]
+    fn non_streams_have_duration_but_no_stream_timings() {
+        let mut r = record();
+        r.streamed = false;
+        let plan = metric_plan(&r, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        let names: Vec<&str> = histograms(&plan).iter().map(|(n, _)| *n).collect();
+        assert!(names.iter().any(|n| n.ends_with(METRIC_OPERATION_DURATION_MS)));
+        assert!(!names.iter().any(|n| n.ends_with(METRIC_TIME_TO_FIRST_TOKEN_MS) || n.ends_with(METRIC_TIME_PER_OUTPUT_TOKEN_MS)));
+    }
+
+    #[test]
+    fn time_per_output_token_needs_two_output_tokens_and_rounds_down() {
+        let mut r = record();
+        r.usage.output_tokens = 1;
+        assert_eq!(time_per_output_token_ms(&r), None);
+        r.usage.output_tokens = 0;
+        assert_eq!(time_per_output_token_ms(&r), None);
+        r.usage.output_tokens = 2;
+        assert_eq!(time_per_output_token_ms(&r), Some(1034));
+        r.usage.output_tokens = 1000;
+        assert_eq!(time_per_output_token_ms(&r), Some(1));
+        r.usage.output_tokens = 2000;
+        assert_eq!(time_per_output_token_ms(&r), Some(0), "sub-millisecond per token is 0, first bucket");
+        r.time_to_first_token_ms = None;
+        assert_eq!(time_per_output_token_ms(&r), None);
+    }
+
+    #[test]
+    fn no_duration_means_no_duration_histogram_and_embeddings_record_no_output() {
+        let mut r = record();
+        r.duration_ms = None;
+        r.streamed = false;
+        r.route.operation = Operation::Embeddings;
+        let plan = metric_plan(&r, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        let names: Vec<&str> = histograms(&plan).iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            ["gen_ai_token_type=.=input;.;gen_ai_operation_name=.=embeddings;.;gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4o;.;gen_ai_client_token_usage"]
+        );
+    }
+
+    #[test]
+    fn a_zero_millisecond_sample_is_recorded_not_dropped() {
+        let mut r = record();
+        r.duration_ms = Some(0);
+        r.time_to_first_token_ms = Some(0);
+        let plan = metric_plan(&r, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        let mut metrics = FakeMetrics::default();
+        assert_eq!(apply(&plan, &mut metrics), 0);
+        assert!(histograms(&plan).iter().any(|(n, v)| n.ends_with(METRIC_OPERATION_DURATION_MS) && *v == 0));
+    }
+
+    #[test]
+    fn responses_are_counted_by_status_class() {
+        let cases = [(Some(101), "1xx"), (Some(200), "2xx"), (Some(304), "3xx"), (Some(429), "4xx"), (Some(503), "5xx"), (None, "none"), (Some(99), "none"), (Some(600), "none")];
+        for (status, class) in cases {
+            assert_eq!(status_class(status), class);
+            let mut r = record();
+            r.status = status;
+            let plan = metric_plan(&r, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+            let responses: Vec<&MetricUpdate> = plan.iter().filter(|u| u.name.ends_with(METRIC_RESPONSES)).collect();
+            assert_eq!(responses.len(), 1);
+            assert!(responses[0].name.ends_with(&format!(";.;customer=.=acme;.;http_status_class=.={class};.;tokenmeter_responses_total")));
+            assert_eq!(responses[0].delta, 1);
+        }
+    }
+
+    #[test]
+    fn retries_and_their_cost_are_counted_separately_by_source() {
+        use crate::retry::RetrySource;
+        let base = "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4o;.;feature=.=search;.;customer=.=acme;.;";
+        for source in RetrySource::ALL {
+            let mut r = record();
+            r.retry = Some(source);
+            let plan = metric_plan(&r, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+            let get = |name: String| plan.iter().find(|u| u.name == name).map(|u| u.delta);
+            assert_eq!(get(format!("{base}retry_source=.={};.;tokenmeter_retries_total", source.name())), Some(1));
+            assert_eq!(get(format!("{base}retry_source=.={};.;tokenmeter_retry_cost_nanousd_total", source.name())), Some(435_000));
+            // Retry cost is also in the total.
+            assert_eq!(get(format!("{base}tokenmeter_cost_nanousd_total")), Some(435_000));
+        }
+        // First attempts count nothing; an unpriced retry is counted without cost.
+        let plan = metric_plan(&record(), &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        assert!(plan.iter().all(|u| !u.name.contains("retr")));
+        let mut r = record();
+        r.retry = Some(RetrySource::Proxy);
+        r.cost = None;
+        let plan = metric_plan(&r, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        assert!(plan.iter().any(|u| u.name.ends_with(METRIC_RETRIES)));
+        assert!(plan.iter().all(|u| !u.name.ends_with(METRIC_RETRY_COST_NANOUSD)));
+    }
+
+    #[test]
+    fn retry_cost_carries_its_own_sub_nano_remainders() {
+        let mut r = record();
+        r.retry = Some(crate::retry::RetrySource::Client);
+        r.cost = Some(PicoUsd(250));
+        let mut state = TelemetryState::default();
+        let mut metrics = FakeMetrics::default();
+        for _ in 0..8 {
+            assert_eq!(apply(&state.plan(&r), &mut metrics), 0);
+        }
+        let base = "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4o;.;feature=.=search;.;customer=.=acme;.;";
+        assert_eq!(metrics.value(&format!("{base}retry_source=.=client;.;tokenmeter_retry_cost_nanousd_total")), Some(2));
+        assert_eq!(metrics.value(&format!("{base}tokenmeter_cost_nanousd_total")), Some(2));
+    }
+
+    #[test]
+    fn the_user_label_is_added_only_when_configured_and_capped() {
+        let config = crate::config::Config::from_json(br#"{"metrics": {"user_label": true, "max_label_values": 1}}"#).unwrap();
+        let mut state = TelemetryState::new(&config);
+        let plan = state.plan(&record());
+        let requests = plan.iter().find(|u| u.name.ends_with(METRIC_REQUESTS)).unwrap();
+        assert_eq!(
+            requests.name,
+            "gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4o;.;feature=.=search;.;customer=.=acme;.;user=.=alice;.;tokenmeter_requests_total"
+        );
+        // Histograms never carry it.
+        assert!(histograms(&plan).iter().all(|(n, _)| !n.contains("user=")));
+        let mut r = record();
+        r.attribution.user = "bob;.;x".into();
+        let plan = state.plan(&r);
+        assert_eq!(plan[0].name, "dimension=.=user;.;tokenmeter_label_overflow_total");
+        assert!(plan[1].name.contains(";.;user=.=other;.;"));
+        // Off by default.
+        let mut state = TelemetryState::new(&crate::config::Config::default());
+        assert!(state.plan(&record()).iter().all(|u| !u.name.contains("user=") && !u.name.contains("alice")));
+    }
+
+    #[test]
+    fn budget_plans_name_the_budget_and_decision() {
+        assert_eq!(
+            budget_admission_plan("team-a", "rejected"),
+            [MetricUpdate { kind: MetricKind::Counter, name: "budget=.=team-a;.;decision=.=rejected;.;tokenmeter_budget_admissions_total".into(), delta: 1 }]
+        );
+        let plan = budget_utilization_plan("team a", 1250);
+        assert_eq!(plan[0].name, "budget=.=team_a;.;tokenmeter_budget_utilization_ratio_permille");
+        let mut metrics = FakeMetrics::default();
+        assert_eq!(apply(&plan, &mut metrics), 0);
+        assert_eq!(apply(&budget_utilization_plan("team a", 0), &mut metrics), 0, "a gauge may be set to 0");
+        assert_eq!(metrics.value("budget=.=team_a;.;tokenmeter_budget_utilization_ratio_permille"), Some(0));
+    }
+
+    #[test]
+    fn the_model_label_is_the_canonical_priced_name() {
+        let mut r = record();
+        r.request.model = Some("gpt-4o-2024-08-06".into());
+        r.priced_model = Some("gpt-4o".into());
+        let plan = metric_plan(&r, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        assert!(plan.iter().filter(|u| u.name.contains("gen_ai_request_model=")).all(|u| u.name.contains("gen_ai_request_model=.=gpt-4o;.;")));
+    }
+
+    #[test]
+    fn the_record_json_carries_retry_and_stream_timing() {
+        let mut r = record();
+        r.retry = Some(crate::retry::RetrySource::Proxy);
+        let v: Value = serde_json::from_str(&record_json(&r)).unwrap();
+        assert_eq!(v[RECORD_RETRY_SOURCE], json!("proxy"));
+        assert_eq!(v[RECORD_STREAMED], json!(true));
+        assert_eq!(v[RECORD_TIME_TO_FIRST_TOKEN_MS], json!(200));
+        assert_eq!(v[RECORD_TIME_TO_RESPONSE_HEADERS_MS], json!(150));
+        assert!(serde_json::from_str::<Value>(&record_json(&record())).unwrap()[RECORD_RETRY_SOURCE].is_null());
     }
 }

@@ -121,6 +121,13 @@ impl ResponseScanner {
         }
     }
 
+    /// Bytes of generated content (text, reasoning, tool arguments) read so far; it turns
+    /// non-zero at the chunk that carries the first token, which is what time to first token
+    /// measures. Role-only and empty deltas do not count.
+    pub fn output_text_bytes(&self) -> u64 {
+        self.extractor.facts.output_text_bytes
+    }
+
     /// Bytes this scanner holds, inline and on the heap: fixed at construction plus the
     /// short captured labels (model, id, finish reason, service tier). It does not grow
     /// with the body; tests assert the bound.

@@ -78,6 +78,14 @@ impl Http {
         log(level, self.context_id, message);
     }
 
+    /// The host clock in ms; `None` (logged) when it cannot be read.
+    fn now(&self) -> Option<u64> {
+        HostClock
+            .try_now_unix_millis()
+            .map_err(|error| self.log(LogLevel::Warn, &format!("cannot read the clock: {error}")))
+            .ok()
+    }
+
     /// Reads the newly arrived body bytes. With `Continue`, Envoy hands each chunk to the
     /// callback on its own, so the buffer holds exactly `size` new bytes.
     fn read_body(&self, buffer: BufferType, size: usize) -> Vec<u8> {
@@ -260,8 +268,13 @@ impl HttpContext for Http {
         let status = header_value(context_id, MapType::HttpResponseHeaders, ":status")
             .and_then(|s| s.trim().parse::<u16>().ok());
         let header = move |name: &str| header_value(context_id, MapType::HttpResponseHeaders, name);
+        let now = self.now();
         if let Some(exchange) = self.exchange.as_mut() {
-            exchange.on_response_headers(status, &header);
+            // Timed, for the stream timing histograms; without a clock, untimed.
+            match now {
+                Some(now) => exchange.on_response_headers_at(status, &header, now),
+                None => exchange.on_response_headers(status, &header),
+            }
             if end_of_stream {
                 exchange.on_response_body(&[], true);
             }
@@ -277,8 +290,12 @@ impl HttpContext for Http {
             return Action::Continue;
         }
         let chunk = self.read_body(BufferType::HttpResponseBody, body_size);
+        let now = self.now();
         if let Some(exchange) = self.exchange.as_mut() {
-            exchange.on_response_body(&chunk, end_of_stream);
+            match now {
+                Some(now) => exchange.on_response_body_at(&chunk, end_of_stream, now),
+                None => exchange.on_response_body(&chunk, end_of_stream),
+            }
         }
         if end_of_stream {
             self.publish();
