@@ -60,6 +60,12 @@ if [[ "$sanitizer" != none ]]; then
 fi
 
 start=$SECONDS
+# The input-splitting helpers every split target relies on have their own unit tests; they
+# need no dependency, so plain rustc runs them in a second.
+mkdir -p "$CARGO_TARGET_DIR"
+rustc --edition 2021 --test "$FUZZ_DIR/src/lib.rs" -o "$CARGO_TARGET_DIR/fuzz-helpers-test" \
+    && "$CARGO_TARGET_DIR/fuzz-helpers-test" -q >/dev/null \
+    || { echo "fuzz: helper tests (fuzz/src/lib.rs) failed" >&2; exit 1; }
 echo "fuzz: building ${#targets[@]} targets (sanitizer $sanitizer, target dir $CARGO_TARGET_DIR)"
 build() {
     (cd "$FUZZ_DIR" && env "${build_env[@]}" cargo fuzz build -O -s "$sanitizer" "$@" 2>&1) \
