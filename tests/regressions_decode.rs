@@ -1,7 +1,12 @@
 //! Inputs the fuzzers (fuzz/, target `decode`) found against the bounded gzip/deflate decoder.
 //! Each test feeds the minimised input through the public API and checks the invariant the
 //! target asserted: any chunk split gives the same output and result as the whole body.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)] // tests
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // tests
 
 use tokenmeter::decode::{Compression, DecodeError, Decoder};
 
@@ -53,6 +58,9 @@ fn corrupt_deflate_gives_the_same_output_however_split() {
     let whole = decode(&[&CORRUPT_DEFLATE]);
     let split = decode(&chunks);
     assert_eq!(whole.1, Some(DecodeError::Corrupt));
-    assert_eq!((whole.0.len(), &whole.1, &whole.2), (split.0.len(), &split.1, &split.2));
+    assert_eq!(
+        (whole.0.len(), &whole.1, &whole.2),
+        (split.0.len(), &split.1, &split.2)
+    );
     assert_eq!(whole.0, split.0);
 }

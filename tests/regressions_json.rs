@@ -1,7 +1,12 @@
 //! Inputs the fuzzers (fuzz/) found against the JSON scanner and the extractors built on it.
 //! Each test feeds the minimised input through the public API and checks the contract the
 //! fuzz target asserted.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)] // tests
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // tests
 
 use tokenmeter::json::{Interest, Path, Scalar, Scanner, Visitor, MAX_STRING_BYTES};
 use tokenmeter::providers::{Api, RequestScanner, ResponseScanner};
@@ -55,12 +60,20 @@ fn request_and_response_model_with_invalid_utf8_stay_bounded() {
     let mut request = RequestScanner::new(Api::OpenAiChatCompletions);
     request.feed(&body);
     let model = request.finish().model.expect("model captured");
-    assert!(model.len() <= MAX_STRING_BYTES, "request model of {} bytes", model.len());
+    assert!(
+        model.len() <= MAX_STRING_BYTES,
+        "request model of {} bytes",
+        model.len()
+    );
 
     let mut response = ResponseScanner::new(Api::OpenAiChatCompletions, Some("application/json"));
     response.feed(&body);
     let model = response.finish().facts.model.expect("model captured");
-    assert!(model.len() <= MAX_STRING_BYTES, "response model of {} bytes", model.len());
+    assert!(
+        model.len() <= MAX_STRING_BYTES,
+        "response model of {} bytes",
+        model.len()
+    );
 }
 
 // The valid-UTF-8 side of the same contract holds today and must keep holding.

@@ -19,18 +19,28 @@ fuzz_target!(|data: &[u8]| {
     let mut out = vec![0xA5; prefix_len];
     match decode_base64_into(data, &mut out) {
         Ok(()) => {
-            assert!(out[..prefix_len].iter().all(|&b| b == 0xA5), "prefix overwritten");
+            assert!(
+                out[..prefix_len].iter().all(|&b| b == 0xA5),
+                "prefix overwritten"
+            );
             let decoded = &out[prefix_len..];
             let canonical = base64_encode(decoded);
             let text = std::str::from_utf8(data).expect("accepted base64 is ASCII");
             if text.ends_with('=') {
                 assert_eq!(text, canonical, "accepted non-canonical padded base64");
             } else {
-                assert_eq!(text, canonical.trim_end_matches('='), "accepted non-canonical base64");
+                assert_eq!(
+                    text,
+                    canonical.trim_end_matches('='),
+                    "accepted non-canonical base64"
+                );
             }
         }
         Err(FrameError::InvalidBase64 { position }) => {
-            assert!(position <= data.len() as u64, "error position past the input");
+            assert!(
+                position <= data.len() as u64,
+                "error position past the input"
+            );
         }
         Err(other) => panic!("unexpected error {other:?}"),
     }

@@ -16,8 +16,14 @@ use tokenmeter::budget::config::{BudgetConfig, LimitsDoc};
 use tokenmeter::budget::{apply_output_cap, CapDialect, ChatField, Counters};
 
 const DIALECTS: [(CapDialect, &[&str]); 5] = [
-    (CapDialect::OpenAiChat(ChatField::MaxCompletionTokens), &["max_completion_tokens", "max_tokens"]),
-    (CapDialect::OpenAiChat(ChatField::MaxTokens), &["max_completion_tokens", "max_tokens"]),
+    (
+        CapDialect::OpenAiChat(ChatField::MaxCompletionTokens),
+        &["max_completion_tokens", "max_tokens"],
+    ),
+    (
+        CapDialect::OpenAiChat(ChatField::MaxTokens),
+        &["max_completion_tokens", "max_tokens"],
+    ),
     (CapDialect::OpenAiCompletions, &["max_tokens"]),
     (CapDialect::OpenAiResponses, &["max_output_tokens"]),
     (CapDialect::AnthropicMessages, &["max_tokens"]),
@@ -26,7 +32,9 @@ const DIALECTS: [(CapDialect, &[&str]); 5] = [
 fn check_cap(body: &[u8], sel: u8) {
     let (dialect, fields) = DIALECTS[usize::from(sel) % DIALECTS.len()];
     let cap = [0u64, 1, 4096, u64::MAX][usize::from(sel / 5) % 4];
-    let Ok(result) = apply_output_cap(body, dialect, cap, 1 << 16) else { return };
+    let Ok(result) = apply_output_cap(body, dialect, cap, 1 << 16) else {
+        return;
+    };
     let out = result.as_deref().unwrap_or(body);
     let value: serde_json::Value = serde_json::from_slice(out).expect("cap output is not JSON");
     let object = value.as_object().expect("cap output is not an object");
@@ -38,7 +46,9 @@ fn check_cap(body: &[u8], sel: u8) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, body)) = data.split_first() else { return };
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
     match selector % 4 {
         0 => {
             if let Ok(doc) = LimitsDoc::parse(body) {

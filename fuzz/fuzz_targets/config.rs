@@ -18,11 +18,17 @@ fuzz_target!(|data: &[u8]| {
             assert!(config.max_decompressed_bytes > 0);
             assert!(config.metrics.max_label_values > 0);
             assert!(config.metrics.max_label_values <= MAX_MAX_LABEL_VALUES);
-            for (path, authority) in [("/v1/chat/completions", "api.openai.com"), ("/", ""), ("", "x:1")] {
+            for (path, authority) in [
+                ("/v1/chat/completions", "api.openai.com"),
+                ("/", ""),
+                ("", "x:1"),
+            ] {
                 let _ = config.route_override(path, authority);
             }
         }
-        Err(ConfigError::Syntax(_)) => assert!(!serde_ok && !blank, "valid JSON reported as a syntax error"),
+        Err(ConfigError::Syntax(_)) => {
+            assert!(!serde_ok && !blank, "valid JSON reported as a syntax error")
+        }
         Err(e @ ConfigError::Field { .. }) => {
             assert!(serde_ok, "field error for bytes that are not JSON");
             assert!(e.path().is_some());

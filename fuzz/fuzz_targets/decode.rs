@@ -40,7 +40,12 @@ fn decode(compression: Compression, limit: u64, chunks: &[&[u8]]) -> Decoded {
         assert_eq!(decoder.total_out(), output.len() as u64);
     }
     let finish = decoder.finish();
-    Decoded { output, error, finish, total_out: decoder.total_out() }
+    Decoded {
+        output,
+        error,
+        finish,
+        total_out: decoder.total_out(),
+    }
 }
 
 fn gzip_member(body: &[u8], level: u8, named: bool) -> Vec<u8> {
@@ -60,7 +65,11 @@ fuzz_target!(|data: &[u8]| {
     let s = input.selector;
     let limit = [1u64 << 20, 0, 7, 300][usize::from(s >> 2)];
     let round_trip = s & 2 != 0;
-    let compression = if s & 1 == 0 { Compression::Gzip } else { Compression::Deflate };
+    let compression = if s & 1 == 0 {
+        Compression::Gzip
+    } else {
+        Compression::Deflate
+    };
 
     if !round_trip {
         let whole = decode(compression, limit, &[input.body]);
@@ -68,9 +77,15 @@ fuzz_target!(|data: &[u8]| {
         if whole.error == Some(DecodeError::Corrupt) && split.error == whole.error {
             // KNOWN ISSUE (tests/regressions_decode.rs): how much output precedes a Corrupt
             // error depends on the split. Until fixed, only require one to extend the other.
-            let (short, long) =
-                if whole.output.len() <= split.output.len() { (&whole, &split) } else { (&split, &whole) };
-            assert!(long.output.starts_with(&short.output), "outputs before Corrupt diverge");
+            let (short, long) = if whole.output.len() <= split.output.len() {
+                (&whole, &split)
+            } else {
+                (&split, &whole)
+            };
+            assert!(
+                long.output.starts_with(&short.output),
+                "outputs before Corrupt diverge"
+            );
             assert_eq!(whole.finish, split.finish);
         } else {
             assert_eq!(whole, split, "split feeding changed the result");
@@ -90,7 +105,9 @@ fuzz_target!(|data: &[u8]| {
             (two, [plain, plain].concat())
         }
         Compression::Gzip => (gzip_member(plain, level, true), plain.to_vec()),
-        Compression::Deflate if plain.len() % 2 == 0 => (compress_to_vec_zlib(plain, level), plain.to_vec()),
+        Compression::Deflate if plain.len() % 2 == 0 => {
+            (compress_to_vec_zlib(plain, level), plain.to_vec())
+        }
         Compression::Deflate => (compress_to_vec(plain, level), plain.to_vec()),
     };
     let chunks = tokenmeter_fuzz::split_cycling(&compressed, &[s | 1, 3, 250]);
@@ -101,6 +118,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(got.output, expected, "round trip changed the bytes");
     } else {
         assert_eq!(got.error, Some(DecodeError::TooLarge { limit }));
-        assert!(expected.starts_with(&got.output), "output before the bound differs");
+        assert!(
+            expected.starts_with(&got.output),
+            "output before the bound differs"
+        );
     }
 });

@@ -11,7 +11,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tokenmeter::stream::eventstream::{
-    decode_invoke_chunk, EventStreamDecoder, FrameError, HeaderValue, Message, DEFAULT_MAX_FRAME_LEN,
+    decode_invoke_chunk, EventStreamDecoder, FrameError, HeaderValue, Message,
+    DEFAULT_MAX_FRAME_LEN,
 };
 use tokenmeter_fuzz::SplitInput;
 
@@ -98,7 +99,12 @@ fn decode(chunks: &[&[u8]], cap: u32) -> Decoded {
             match result {
                 Ok(Some(msg)) => {
                     // Exercise the accessors; their answers are re-checked via the encoding.
-                    let _ = (msg.kind(), msg.event_type(), msg.content_type(), msg.exception_type());
+                    let _ = (
+                        msg.kind(),
+                        msg.event_type(),
+                        msg.content_type(),
+                        msg.exception_type(),
+                    );
                     if decode_invoke_chunk(msg.payload(), &mut scratch).is_ok() {
                         assert!(scratch.len() <= msg.payload().len());
                     }
@@ -115,9 +121,15 @@ fn decode(chunks: &[&[u8]], cap: u32) -> Decoded {
                     break;
                 }
             }
-            assert!(dec.buffer_capacity() <= cap.max(16) as usize, "frame buffer above the cap");
+            assert!(
+                dec.buffer_capacity() <= cap.max(16) as usize,
+                "frame buffer above the cap"
+            );
         }
-        assert!(dec.buffer_capacity() <= cap.max(16) as usize, "frame buffer above the cap");
+        assert!(
+            dec.buffer_capacity() <= cap.max(16) as usize,
+            "frame buffer above the cap"
+        );
     }
     Decoded {
         messages,
@@ -141,7 +153,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, split, "split feeding changed the result");
 
     assert_eq!(whole.frames, whole.messages.len() as u64);
-    let reencoded: Vec<u8> = whole.messages.iter().flat_map(|(h, p)| encode_frame(h, p)).collect();
+    let reencoded: Vec<u8> = whole
+        .messages
+        .iter()
+        .flat_map(|(h, p)| encode_frame(h, p))
+        .collect();
     assert!(reencoded.len() as u64 <= whole.consumed);
     assert_eq!(
         input.body.get(..reencoded.len()),
@@ -151,7 +167,10 @@ fuzz_target!(|data: &[u8]| {
     if whole.error.is_none() {
         assert_eq!(whole.consumed, input.body.len() as u64);
         if whole.finish.is_ok() {
-            assert_eq!(reencoded, input.body, "a clean stream must be exactly its frames");
+            assert_eq!(
+                reencoded, input.body,
+                "a clean stream must be exactly its frames"
+            );
         } else {
             assert!(matches!(whole.finish, Err(FrameError::Truncated { .. })));
         }

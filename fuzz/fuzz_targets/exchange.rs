@@ -20,7 +20,9 @@ use std::io::Write as _;
 use libfuzzer_sys::fuzz_target;
 use tokenmeter::config::Config;
 use tokenmeter::meter::{Exchange, Record, RequestHead};
-use tokenmeter::telemetry::{filter_state, TelemetryState, FILTER_STATE_KEYS, KEY_COST_USD, KEY_RECORD, KEY_USAGE_SOURCE};
+use tokenmeter::telemetry::{
+    filter_state, TelemetryState, FILTER_STATE_KEYS, KEY_COST_USD, KEY_RECORD, KEY_USAGE_SOURCE,
+};
 use tokenmeter::usage::UsageSource;
 use tokenmeter_fuzz::SplitInput;
 
@@ -41,21 +43,58 @@ impl RequestHead for Head {
         Some("POST".to_owned())
     }
     fn header(&self, name: &str) -> Option<String> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
     }
 }
 
 const ROUTES: [(&str, &str, &str); 7] = [
-    ("/v1/chat/completions", "api.openai.com", r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true}}"#),
-    ("/v1/responses", "api.openai.com", r#"{"model":"gpt-5","max_output_tokens":100}"#),
-    ("/v1/embeddings", "api.openai.com", r#"{"model":"text-embedding-3-small","input":"hi"}"#),
-    ("/v1/completions", "api.openai.com", r#"{"model":"gpt-3.5-turbo-instruct","prompt":"hi"}"#),
-    ("/v1/messages", "api.anthropic.com", r#"{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true}"#),
-    ("/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21", "x.openai.azure.com", r#"{"messages":[]}"#),
-    ("/v1/chat/completions", "api.openai.com", r#"{"model":"gpt-4o"}"#),
+    (
+        "/v1/chat/completions",
+        "api.openai.com",
+        r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true}}"#,
+    ),
+    (
+        "/v1/responses",
+        "api.openai.com",
+        r#"{"model":"gpt-5","max_output_tokens":100}"#,
+    ),
+    (
+        "/v1/embeddings",
+        "api.openai.com",
+        r#"{"model":"text-embedding-3-small","input":"hi"}"#,
+    ),
+    (
+        "/v1/completions",
+        "api.openai.com",
+        r#"{"model":"gpt-3.5-turbo-instruct","prompt":"hi"}"#,
+    ),
+    (
+        "/v1/messages",
+        "api.anthropic.com",
+        r#"{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true}"#,
+    ),
+    (
+        "/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21",
+        "x.openai.azure.com",
+        r#"{"messages":[]}"#,
+    ),
+    (
+        "/v1/chat/completions",
+        "api.openai.com",
+        r#"{"model":"gpt-4o"}"#,
+    ),
 ];
 
-fn run(config: &Config, route: usize, gzip: bool, feature: &str, chunks: &[&[u8]]) -> Option<Record> {
+fn run(
+    config: &Config,
+    route: usize,
+    gzip: bool,
+    feature: &str,
+    chunks: &[&[u8]],
+) -> Option<Record> {
     let (path, authority, request) = ROUTES[route];
     let head = Head {
         path,
@@ -69,7 +108,11 @@ fn run(config: &Config, route: usize, gzip: bool, feature: &str, chunks: &[&[u8]
     let (mut exchange, _edits) = Exchange::begin(config, &head)?;
     exchange.set_start_time(1_000);
     exchange.on_request_body(request.as_bytes(), true);
-    let sse = chunks.iter().flat_map(|c| c.iter()).find(|b| !b.is_ascii_whitespace()) != Some(&b'{');
+    let sse = chunks
+        .iter()
+        .flat_map(|c| c.iter())
+        .find(|b| !b.is_ascii_whitespace())
+        != Some(&b'{');
     let content_type = match (route, sse) {
         (6, _) => None,
         (_, true) => Some("text/event-stream"),
@@ -92,13 +135,18 @@ fn run(config: &Config, route: usize, gzip: bool, feature: &str, chunks: &[&[u8]
 fn gzip(body: &[u8]) -> Vec<u8> {
     let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
     out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(body, 1));
-    out.write_all(&crc32fast::hash(body).to_le_bytes()).expect("vec");
-    out.write_all(&(body.len() as u32).to_le_bytes()).expect("vec");
+    out.write_all(&crc32fast::hash(body).to_le_bytes())
+        .expect("vec");
+    out.write_all(&(body.len() as u32).to_le_bytes())
+        .expect("vec");
     out
 }
 
 fn label_safe(value: &str) -> bool {
-    !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-:/.@".contains(&b))
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-:/.@".contains(&b))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -111,40 +159,75 @@ fuzz_target!(|data: &[u8]| {
     let compressed;
     let (body, chunks): (&[u8], Vec<&[u8]>) = if gzipped {
         compressed = gzip(input.body);
-        let sizes: Vec<u8> = input.chunks().iter().map(|c| c.len().min(255) as u8).collect();
-        (&compressed, tokenmeter_fuzz::split_cycling(&compressed, &sizes))
+        let sizes: Vec<u8> = input
+            .chunks()
+            .iter()
+            .map(|c| c.len().min(255) as u8)
+            .collect();
+        (
+            &compressed,
+            tokenmeter_fuzz::split_cycling(&compressed, &sizes),
+        )
     } else {
         (input.body, input.chunks())
     };
-    let Some(whole) = run(&config, route, gzipped, &feature, &[body]) else { return };
+    let Some(whole) = run(&config, route, gzipped, &feature, &[body]) else {
+        return;
+    };
     let split = run(&config, route, gzipped, &feature, &chunks).expect("same head, same route");
     assert_eq!(whole, split, "split feeding changed the record");
 
     if whole.cost.is_some() {
-        assert_eq!(whole.usage_source, UsageSource::Reported, "cost without reported usage");
+        assert_eq!(
+            whole.usage_source,
+            UsageSource::Reported,
+            "cost without reported usage"
+        );
         assert!(whole.priced_model.is_some(), "cost without a priced model");
     }
 
     let state = filter_state(&whole);
     let keys: Vec<&str> = state.iter().map(|(k, _)| *k).collect();
-    assert_eq!(keys, FILTER_STATE_KEYS, "filter state keys differ from the contract");
+    assert_eq!(
+        keys, FILTER_STATE_KEYS,
+        "filter state keys differ from the contract"
+    );
     for (key, value) in &state {
-        assert!(!value.contains(['\n', '\r']), "{key} holds a line break: {value:?}");
+        assert!(
+            !value.contains(['\n', '\r']),
+            "{key} holds a line break: {value:?}"
+        );
         if key.starts_with("gen_ai.usage.") {
-            assert!(value.parse::<u64>().is_ok(), "{key} = {value:?} is not a count");
+            assert!(
+                value.parse::<u64>().is_ok(),
+                "{key} = {value:?} is not a count"
+            );
         }
     }
-    let get = |k: &str| &state.iter().find(|(key, _)| *key == k).expect("key present").1;
+    let get = |k: &str| {
+        &state
+            .iter()
+            .find(|(key, _)| *key == k)
+            .expect("key present")
+            .1
+    };
     let cost = get(KEY_COST_USD);
     if let Some((units, nanos)) = cost.split_once('.') {
-        assert!(!units.is_empty() && units.bytes().all(|b| b.is_ascii_digit()), "cost {cost:?}");
-        assert!(nanos.len() == 9 && nanos.bytes().all(|b| b.is_ascii_digit()), "cost {cost:?}");
+        assert!(
+            !units.is_empty() && units.bytes().all(|b| b.is_ascii_digit()),
+            "cost {cost:?}"
+        );
+        assert!(
+            nanos.len() == 9 && nanos.bytes().all(|b| b.is_ascii_digit()),
+            "cost {cost:?}"
+        );
     } else {
         assert!(cost.is_empty(), "cost {cost:?}");
         assert!(whole.cost.is_none());
     }
     assert!(["reported", "estimated", "missing"].contains(&get(KEY_USAGE_SOURCE).as_str()));
-    let record: serde_json::Value = serde_json::from_str(get(KEY_RECORD)).expect("llm.record is not JSON");
+    let record: serde_json::Value =
+        serde_json::from_str(get(KEY_RECORD)).expect("llm.record is not JSON");
     assert!(record.is_object(), "llm.record is not an object");
 
     let mut telemetry = TelemetryState::new(&config);
@@ -155,7 +238,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(metric.starts_with("tokenmeter_"), "metric {metric:?}");
         for tag in parts {
             let (name, value) = tag.split_once("=.=").expect("tag has a =.= separator");
-            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "tag name {name:?}");
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "tag name {name:?}"
+            );
             assert!(label_safe(value), "tag value {value:?} in {}", update.name);
         }
     }

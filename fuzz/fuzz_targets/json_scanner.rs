@@ -38,7 +38,11 @@ enum Value {
     Bool(bool),
     Integer(u64),
     OtherNumber,
-    Str { text: Option<String>, truncated: bool, raw_len: u64 },
+    Str {
+        text: Option<String>,
+        truncated: bool,
+        raw_len: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +112,11 @@ impl Visitor for Collect {
     fn scalar(&mut self, interest: Interest, path: &Path<'_>, value: Scalar<'_>) {
         assert_ne!(interest, 0, "scalar reported with interest 0");
         let path = owned_path(path);
-        assert_eq!(interest, path_interest(self.policy, &path), "interest not derived along the path");
+        assert_eq!(
+            interest,
+            path_interest(self.policy, &path),
+            "interest not derived along the path"
+        );
         let value = match value {
             Scalar::Null => Value::Null,
             Scalar::Bool(b) => Value::Bool(b),
@@ -120,9 +128,17 @@ impl Visitor for Collect {
                     // invalid byte into a 3-byte U+FFFD after the cut, so text can reach 3x
                     // MAX_STRING_BYTES although the docs promise at most MAX_STRING_BYTES.
                     // Tighten to `<= MAX_STRING_BYTES` once the scanner cuts after repair.
-                    assert!(t.len() <= 3 * MAX_STRING_BYTES, "captured text of {} bytes", t.len());
+                    assert!(
+                        t.len() <= 3 * MAX_STRING_BYTES,
+                        "captured text of {} bytes",
+                        t.len()
+                    );
                 }
-                Value::Str { text: s.text.map(str::to_owned), truncated: s.truncated, raw_len: s.raw_len }
+                Value::Str {
+                    text: s.text.map(str::to_owned),
+                    truncated: s.truncated,
+                    raw_len: s.raw_len,
+                }
             }
         };
         self.events.push(Event::Scalar(path, value));
@@ -171,8 +187,16 @@ struct Scanned {
 }
 
 fn scan(chunks: &[&[u8]], sequence: bool, policy: Policy, capture_all: bool) -> Scanned {
-    let mut scanner = if sequence { Scanner::sequence() } else { Scanner::new() };
-    let mut visitor = Collect { policy, capture_all, events: Vec::new() };
+    let mut scanner = if sequence {
+        Scanner::sequence()
+    } else {
+        Scanner::new()
+    };
+    let mut visitor = Collect {
+        policy,
+        capture_all,
+        events: Vec::new(),
+    };
     let mut feed_error = None;
     for chunk in chunks {
         if let Err(e) = scanner.feed(chunk, &mut visitor) {
@@ -184,13 +208,22 @@ fn scan(chunks: &[&[u8]], sequence: bool, policy: Policy, capture_all: bool) -> 
         }
         // The only heap is the repair buffer: one string of MAX_STRING_BYTES bytes with each
         // byte repaired to a 3-byte U+FFFD, at most doubled by amortised growth.
-        assert!(scanner.heap_bytes() <= 6 * MAX_STRING_BYTES, "scanner heap grew: {}", scanner.heap_bytes());
+        assert!(
+            scanner.heap_bytes() <= 6 * MAX_STRING_BYTES,
+            "scanner heap grew: {}",
+            scanner.heap_bytes()
+        );
     }
     let finish = scanner.finish(&mut visitor);
     if let Some(e) = feed_error {
         assert_eq!(finish, Err(e));
     }
-    Scanned { events: visitor.events, feed_error, finish, values: scanner.values() }
+    Scanned {
+        events: visitor.events,
+        feed_error,
+        finish,
+        values: scanner.values(),
+    }
 }
 
 /// What serde_json says a scalar is.
@@ -259,7 +292,10 @@ impl<'de> SerdeVisitor<'de> for Walk<'_> {
         let mut i = 0u64;
         loop {
             path.push(Seg::Index(i));
-            let more = seq.next_element_seed(Walk { path: &mut *path, out: &mut *out })?;
+            let more = seq.next_element_seed(Walk {
+                path: &mut *path,
+                out: &mut *out,
+            })?;
             path.pop();
             if more.is_none() {
                 return Ok(());
@@ -270,8 +306,15 @@ impl<'de> SerdeVisitor<'de> for Walk<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let Walk { path, out } = self;
         while let Some(key) = map.next_key::<String>()? {
-            path.push(if key.len() > MAX_KEY_BYTES { Seg::LongKey } else { Seg::Key(key.into_bytes()) });
-            map.next_value_seed(Walk { path: &mut *path, out: &mut *out })?;
+            path.push(if key.len() > MAX_KEY_BYTES {
+                Seg::LongKey
+            } else {
+                Seg::Key(key.into_bytes())
+            });
+            map.next_value_seed(Walk {
+                path: &mut *path,
+                out: &mut *out,
+            })?;
             path.pop();
         }
         Ok(())
@@ -281,7 +324,12 @@ impl<'de> SerdeVisitor<'de> for Walk<'_> {
 fn serde_scalars(body: &[u8], policy: Policy) -> Option<Vec<(Vec<Seg>, Expect)>> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let (mut path, mut out) = (Vec::new(), Vec::new());
-    Walk { path: &mut path, out: &mut out }.deserialize(&mut de).ok()?;
+    Walk {
+        path: &mut path,
+        out: &mut out,
+    }
+    .deserialize(&mut de)
+    .ok()?;
     de.end().ok()?;
     out.retain(|(path, _)| path_interest(policy, path) != 0);
     Some(out)
@@ -296,9 +344,18 @@ fn cut(s: &str, max: usize) -> &str {
 }
 
 fn check_against_serde(body: &[u8], policy: Policy, scanned: &Scanned) {
-    let Some(expected) = serde_scalars(body, policy) else { return };
-    assert_eq!(scanned.feed_error, None, "scanner rejected JSON serde_json accepts");
-    assert_eq!(scanned.finish, Ok(()), "scanner did not finish JSON serde_json accepts");
+    let Some(expected) = serde_scalars(body, policy) else {
+        return;
+    };
+    assert_eq!(
+        scanned.feed_error, None,
+        "scanner rejected JSON serde_json accepts"
+    );
+    assert_eq!(
+        scanned.finish,
+        Ok(()),
+        "scanner did not finish JSON serde_json accepts"
+    );
     assert_eq!(scanned.values, 1);
     let got: Vec<(&Vec<Seg>, &Value)> = scanned
         .events
@@ -308,7 +365,11 @@ fn check_against_serde(body: &[u8], policy: Policy, scanned: &Scanned) {
             Event::ValueEnd => None,
         })
         .collect();
-    assert_eq!(got.len(), expected.len(), "scalar count differs: {got:?} vs {expected:?}");
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "scalar count differs: {got:?} vs {expected:?}"
+    );
     for ((path, value), (want_path, want)) in got.into_iter().zip(&expected) {
         assert_eq!(path, want_path, "path differs");
         let ok = match (want, value) {
@@ -318,12 +379,24 @@ fn check_against_serde(body: &[u8], policy: Policy, scanned: &Scanned) {
             (Expect::I64, Value::OtherNumber) => true,
             // An integer too large for u64 is a float to serde and saturates in the scanner.
             (Expect::F64, Value::OtherNumber | Value::Integer(u64::MAX)) => true,
-            (Expect::Str(s), Value::Str { text: Some(t), truncated, raw_len }) => {
-                t == cut(s, MAX_STRING_BYTES) && *truncated == (s.len() > MAX_STRING_BYTES) && *raw_len >= s.len() as u64
+            (
+                Expect::Str(s),
+                Value::Str {
+                    text: Some(t),
+                    truncated,
+                    raw_len,
+                },
+            ) => {
+                t == cut(s, MAX_STRING_BYTES)
+                    && *truncated == (s.len() > MAX_STRING_BYTES)
+                    && *raw_len >= s.len() as u64
             }
             _ => false,
         };
-        assert!(ok, "scalar at {path:?} differs: serde {want:?}, scanner {value:?}");
+        assert!(
+            ok,
+            "scalar at {path:?} differs: serde {want:?}, scanner {value:?}"
+        );
     }
 }
 
@@ -331,7 +404,11 @@ fuzz_target!(|data: &[u8]| {
     let input = SplitInput::parse(data);
     let sequence = input.selector & 1 == 1;
     let capture_all = input.selector & 2 == 0;
-    let policy = if input.selector & 4 == 0 { Policy::All } else { Policy::Selective };
+    let policy = if input.selector & 4 == 0 {
+        Policy::All
+    } else {
+        Policy::Selective
+    };
     let whole = scan(&[input.body], sequence, policy, capture_all);
     let split = scan(&input.chunks(), sequence, policy, capture_all);
     assert_eq!(whole, split, "split feeding changed the result");

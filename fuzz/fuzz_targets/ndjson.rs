@@ -33,7 +33,10 @@ fn frame(chunks: &[&[u8]], cap: u32) -> (Vec<Vec<u8>>, Buffered, u64) {
         if let Some(result) = buffer.push(seg) {
             buffered.push(result.map(<[u8]>::to_vec));
         }
-        assert!(buffer.capacity() <= cap as usize, "record buffer above its cap");
+        assert!(
+            buffer.capacity() <= cap as usize,
+            "record buffer above its cap"
+        );
     };
     for chunk in chunks {
         for seg in framer.feed(chunk) {
@@ -53,7 +56,10 @@ fn frame(chunks: &[&[u8]], cap: u32) -> (Vec<Vec<u8>>, Buffered, u64) {
 fn model(body: &[u8]) -> Vec<Vec<u8>> {
     body.split(|&b| b == b'\n')
         .map(|line| {
-            let start = line.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r')).unwrap_or(line.len());
+            let start = line
+                .iter()
+                .position(|b| !matches!(b, b' ' | b'\t' | b'\r'))
+                .unwrap_or(line.len());
             &line[start..]
         })
         .filter(|line| !line.is_empty())
@@ -69,11 +75,24 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, split, "split feeding changed the result");
 
     let (records, buffered, count) = whole;
-    assert_eq!(records, model(input.body), "records differ from the line model");
+    assert_eq!(
+        records,
+        model(input.body),
+        "records differ from the line model"
+    );
     assert_eq!(count, records.len() as u64);
     let expected: Buffered = records
         .iter()
-        .map(|r| if r.len() as u64 <= u64::from(cap) { Ok(r.clone()) } else { Err(FrameError::RecordTooLarge { max: cap }) })
+        .map(|r| {
+            if r.len() as u64 <= u64::from(cap) {
+                Ok(r.clone())
+            } else {
+                Err(FrameError::RecordTooLarge { max: cap })
+            }
+        })
         .collect();
-    assert_eq!(buffered, expected, "RecordBuffer disagrees with the records");
+    assert_eq!(
+        buffered, expected,
+        "RecordBuffer disagrees with the records"
+    );
 });

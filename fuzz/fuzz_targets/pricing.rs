@@ -44,10 +44,16 @@ fn quote_all(table: &PriceTable) {
         if model.trim() != model {
             continue;
         }
-        assert!(table.resolve(model).is_some(), "listed model {model:?} does not resolve");
+        assert!(
+            table.resolve(model).is_some(),
+            "listed model {model:?} does not resolve"
+        );
         for seed in [0, 1_000_000, u64::MAX] {
             for batch in [false, true] {
-                let context = PricingContext { batch, ..PricingContext::default() };
+                let context = PricingContext {
+                    batch,
+                    ..PricingContext::default()
+                };
                 assert!(table.quote(model, &usage(seed), context).is_some());
             }
         }
@@ -55,7 +61,9 @@ fn quote_all(table: &PriceTable) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, body)) = data.split_first() else { return };
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
     match selector % 3 {
         0 => {
             if let Ok(table) = PriceTable::import_litellm(body) {
@@ -73,7 +81,10 @@ fuzz_target!(|data: &[u8]| {
                         if name.trim() != name {
                             continue;
                         }
-                        assert!(table.resolve(name).is_some(), "configured {name:?} does not resolve");
+                        assert!(
+                            table.resolve(name).is_some(),
+                            "configured {name:?} does not resolve"
+                        );
                     }
                     quote_all(&table);
                 }
@@ -82,18 +93,26 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             // Two decimal readers must agree: the budget amount parser (exact pico-USD) and
             // the price parser behind `prices.models.*.input` (USD per 1M tokens, scale 6).
-            let Ok(text) = std::str::from_utf8(body) else { return };
+            let Ok(text) = std::str::from_utf8(body) else {
+                return;
+            };
             if let Some(pico) = parse_decimal_pico(text) {
-                assert_eq!(parse_decimal_pico(&pico.to_usd_string()).map(|p| p.0 / 1000), Some(rounded_nanos(pico)));
+                assert_eq!(
+                    parse_decimal_pico(&pico.to_usd_string()).map(|p| p.0 / 1000),
+                    Some(rounded_nanos(pico))
+                );
                 let expected = pico.0 / 1_000_000 + u64::from(pico.0 % 1_000_000 >= 500_000);
-                let json = format!(r#"{{"models":{{"fuzz-model":{{"input":"{text}","output":"1"}}}}}}"#);
+                let json =
+                    format!(r#"{{"models":{{"fuzz-model":{{"input":"{text}","output":"1"}}}}}}"#);
                 let overrides: PriceOverrides = serde_json::from_str(&json).expect("override JSON");
                 match PriceTable::builtin().with_overrides(&overrides) {
                     Ok(table) => {
                         let (_, price) = table.resolve("fuzz-model").expect("override resolves");
                         assert_eq!(price.input, expected, "price parser disagrees on {text:?}");
                     }
-                    Err(e) => panic!("price parser rejected {text:?} that the amount parser read: {e}"),
+                    Err(e) => {
+                        panic!("price parser rejected {text:?} that the amount parser read: {e}")
+                    }
                 }
             }
             let mut raw = [0u8; 8];
@@ -101,10 +120,18 @@ fuzz_target!(|data: &[u8]| {
                 *dst = *src;
             }
             let pico = PicoUsd(u64::from_le_bytes(raw) % 18_446_744_000_000_000_000);
-            let exact = format!("{}.{:012}", pico.0 / 1_000_000_000_000, pico.0 % 1_000_000_000_000);
+            let exact = format!(
+                "{}.{:012}",
+                pico.0 / 1_000_000_000_000,
+                pico.0 % 1_000_000_000_000
+            );
             assert_eq!(parse_decimal_pico(&exact), Some(pico), "{exact} misread");
             let text = pico.to_usd_string();
-            assert_eq!(parse_decimal_pico(&text).map(|p| p.0 / 1000), Some(rounded_nanos(pico)), "{text}");
+            assert_eq!(
+                parse_decimal_pico(&text).map(|p| p.0 / 1000),
+                Some(rounded_nanos(pico)),
+                "{text}"
+            );
         }
     }
 });

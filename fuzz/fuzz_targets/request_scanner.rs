@@ -38,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
     // KNOWN ISSUE (tests/regressions_json.rs): the scanner's lossy UTF-8 repair can make a
     // captured string up to 3x MAX_STRING_BYTES; tighten to MAX_STRING_BYTES once fixed.
     if let Some(model) = &whole.model {
-        assert!(model.len() <= 3 * MAX_STRING_BYTES, "model of {} bytes", model.len());
+        assert!(
+            model.len() <= 3 * MAX_STRING_BYTES,
+            "model of {} bytes",
+            model.len()
+        );
     }
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(input.body) {
         assert!(!whole.unreadable, "valid JSON marked unreadable");

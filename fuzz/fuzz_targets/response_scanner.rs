@@ -23,7 +23,11 @@ const APIS: [Api; 5] = [
     Api::OpenAiCompletions,
     Api::AnthropicMessages,
 ];
-const CONTENT_TYPES: [Option<&str>; 3] = [None, Some("application/json"), Some("text/event-stream; charset=utf-8")];
+const CONTENT_TYPES: [Option<&str>; 3] = [
+    None,
+    Some("application/json"),
+    Some("text/event-stream; charset=utf-8"),
+];
 
 fn scan(api: Api, content_type: Option<&str>, chunks: &[&[u8]]) -> ResponseOutcome {
     let mut scanner = ResponseScanner::new(api, content_type);
@@ -46,18 +50,30 @@ fuzz_target!(|data: &[u8]| {
 
     // KNOWN ISSUE (tests/regressions_json.rs): the scanner's lossy UTF-8 repair can make a
     // captured string up to 3x MAX_STRING_BYTES; tighten to MAX_STRING_BYTES once fixed.
-    for s in [&whole.facts.model, &whole.facts.id, &whole.facts.finish_reason, &whole.facts.service_tier]
-        .into_iter()
-        .flatten()
+    for s in [
+        &whole.facts.model,
+        &whole.facts.id,
+        &whole.facts.finish_reason,
+        &whole.facts.service_tier,
+    ]
+    .into_iter()
+    .flatten()
     {
-        assert!(s.len() <= 3 * MAX_STRING_BYTES, "captured string of {} bytes", s.len());
+        assert!(
+            s.len() <= 3 * MAX_STRING_BYTES,
+            "captured string of {} bytes",
+            s.len()
+        );
     }
     assert!(whole.facts.output_text_bytes <= input.body.len() as u64);
     let normalized = whole.usage.normalize(whole.conventions);
     let table = PriceTable::builtin();
     let model = whole.facts.model.as_deref().unwrap_or("gpt-4o");
     for batch in [false, true] {
-        let context = PricingContext { batch, ..PricingContext::default() };
+        let context = PricingContext {
+            batch,
+            ..PricingContext::default()
+        };
         let _ = table.quote(model, &normalized, context);
     }
 });

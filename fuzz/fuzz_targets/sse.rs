@@ -43,7 +43,10 @@ impl SseSink for Collect {
     fn event_end(&mut self, name: &[u8]) {
         assert!(name.len() <= MAX_EVENT_NAME);
         let data = std::mem::take(&mut self.data);
-        self.events.push(Event::Data { name: name.to_vec(), data });
+        self.events.push(Event::Data {
+            name: name.to_vec(),
+            data,
+        });
     }
     fn done(&mut self) {
         assert!(self.data.is_empty(), "[DONE] leaked data to the sink");
@@ -59,7 +62,12 @@ fn frame(chunks: &[&[u8]]) -> Framed {
     }
     let finish = framer.finish(&mut sink);
     assert!(sink.data.is_empty(), "data left without an event end");
-    Framed { events: sink.events, finish, count: framer.events(), fields: framer.known_fields() }
+    Framed {
+        events: sink.events,
+        finish,
+        count: framer.events(),
+        fields: framer.known_fields(),
+    }
 }
 
 /// Splits into lines; the bool says whether the last line was unterminated.
@@ -70,7 +78,11 @@ fn lines(body: &[u8]) -> (Vec<&[u8]>, Option<&[u8]>) {
         match rest.iter().position(|&b| b == b'\r' || b == b'\n') {
             Some(at) => {
                 out.push(&rest[..at]);
-                let skip = if rest[at] == b'\r' && rest.get(at + 1) == Some(&b'\n') { 2 } else { 1 };
+                let skip = if rest[at] == b'\r' && rest.get(at + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
                 rest = &rest[at + skip..];
             }
             None => return (out, (!rest.is_empty()).then_some(rest)),
@@ -126,7 +138,10 @@ impl Model {
             self.events.push(if data == b"[DONE]" {
                 Event::Done
             } else {
-                Event::Data { name: self.name.clone(), data }
+                Event::Data {
+                    name: self.name.clone(),
+                    data,
+                }
             });
         }
         self.has_data = false;
@@ -153,7 +168,12 @@ fn model(body: &[u8]) -> Framed {
     } else {
         Ok(())
     };
-    Framed { count: m.events.len() as u64, events: m.events, finish, fields: m.fields }
+    Framed {
+        count: m.events.len() as u64,
+        events: m.events,
+        finish,
+        fields: m.fields,
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -161,5 +181,9 @@ fuzz_target!(|data: &[u8]| {
     let whole = frame(&[input.body]);
     let split = frame(&input.chunks());
     assert_eq!(whole, split, "split feeding changed the result");
-    assert_eq!(whole, model(input.body), "framer differs from the spec model");
+    assert_eq!(
+        whole,
+        model(input.body),
+        "framer differs from the spec model"
+    );
 });

@@ -29,11 +29,19 @@ pub struct SplitInput<'a> {
 impl<'a> SplitInput<'a> {
     pub fn parse(data: &'a [u8]) -> Self {
         let Some((&head, rest)) = data.split_first() else {
-            return Self { selector: 0, sizes: &[], body: &[] };
+            return Self {
+                selector: 0,
+                sizes: &[],
+                body: &[],
+            };
         };
         let n = usize::from(head & 0x0f).min(rest.len());
         let (sizes, body) = rest.split_at(n);
-        Self { selector: head >> 4, sizes, body }
+        Self {
+            selector: head >> 4,
+            sizes,
+            body,
+        }
     }
 
     /// The body cut into chunks by the header's sizes.
@@ -71,7 +79,11 @@ pub fn base64_encode(bytes: &[u8]) -> String {
         let acc = (b(0) << 16) | (b(1) << 8) | b(2);
         out.push(sextet(acc >> 18));
         out.push(sextet(acc >> 12));
-        out.push(if group.len() > 1 { sextet(acc >> 6) } else { '=' });
+        out.push(if group.len() > 1 {
+            sextet(acc >> 6)
+        } else {
+            '='
+        });
         out.push(if group.len() > 2 { sextet(acc) } else { '=' });
     }
     out
@@ -93,7 +105,13 @@ mod tests {
 
     #[test]
     fn base64_reference_matches_rfc_vectors() {
-        for (dec, enc) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+        for (dec, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64_encode(dec.as_bytes()), enc);
         }
     }
