@@ -11,19 +11,43 @@
 //! - filter state: every contract key once, token counts plain decimal integers, the cost
 //!   empty or a 9-place decimal, the usage source one of the three names, no value with a
 //!   line break, and `llm.record` a JSON object;
-//! - metrics: no zero increments, and every embedded tag value is label-safe, so no input
-//!   can forge the `;.;` / `=.=` delimiters.
+//! - metrics: only the telemetry module's metric names, no zero counter increments, and every
+//!   embedded tag value is label-safe, so no input can forge the `;.;` / `=.=` delimiters.
 #![no_main]
 
 use std::io::Write as _;
 
 use libfuzzer_sys::fuzz_target;
 use tokenmeter::config::Config;
+use tokenmeter::host::MetricKind;
 use tokenmeter::meter::{Exchange, Record, RequestHead};
 use tokenmeter::telemetry::{
     filter_state, TelemetryState, FILTER_STATE_KEYS, KEY_COST_USD, KEY_RECORD, KEY_USAGE_SOURCE,
 };
+use tokenmeter::telemetry::{
+    METRIC_COST_NANOUSD, METRIC_LABEL_OVERFLOW, METRIC_OPERATION_DURATION_MS, METRIC_REQUESTS,
+    METRIC_RESPONSES, METRIC_RETRIES, METRIC_RETRY_COST_NANOUSD, METRIC_TIME_PER_OUTPUT_TOKEN_MS,
+    METRIC_TIME_TO_FIRST_TOKEN_MS, METRIC_TOKENS, METRIC_TOKEN_USAGE, METRIC_UNPRICED,
+    METRIC_USAGE_MISSING,
+};
 use tokenmeter::usage::UsageSource;
+
+/// The per-request metrics a record can produce (names are the telemetry constants).
+const KNOWN_METRICS: [&str; 13] = [
+    METRIC_REQUESTS,
+    METRIC_TOKENS,
+    METRIC_COST_NANOUSD,
+    METRIC_USAGE_MISSING,
+    METRIC_UNPRICED,
+    METRIC_LABEL_OVERFLOW,
+    METRIC_RESPONSES,
+    METRIC_RETRIES,
+    METRIC_RETRY_COST_NANOUSD,
+    METRIC_TOKEN_USAGE,
+    METRIC_OPERATION_DURATION_MS,
+    METRIC_TIME_TO_FIRST_TOKEN_MS,
+    METRIC_TIME_PER_OUTPUT_TOKEN_MS,
+];
 use tokenmeter_fuzz::SplitInput;
 
 struct Head {
@@ -232,10 +256,16 @@ fuzz_target!(|data: &[u8]| {
 
     let mut telemetry = TelemetryState::new(&config);
     for update in telemetry.plan(&whole) {
-        assert!(update.delta > 0, "zero increment of {}", update.name);
+        // Envoy rejects a counter increment of 0; histograms may record a 0 ms duration.
+        if update.kind == MetricKind::Counter {
+            assert!(update.delta > 0, "zero increment of {}", update.name);
+        }
         let mut parts: Vec<&str> = update.name.split(";.;").collect();
         let metric = parts.pop().expect("metric name");
-        assert!(metric.starts_with("tokenmeter_"), "metric {metric:?}");
+        assert!(
+            KNOWN_METRICS.contains(&metric),
+            "metric {metric:?} is not a telemetry constant"
+        );
         for tag in parts {
             let (name, value) = tag.split_once("=.=").expect("tag has a =.= separator");
             assert!(
