@@ -39,11 +39,6 @@ fn quote_all(table: &PriceTable) {
     let models: Vec<String> = table.models().map(str::to_owned).collect();
     assert_eq!(models.len(), table.len());
     for model in &models {
-        // KNOWN ISSUE (tests/regressions_pricing.rs): names with surrounding whitespace are
-        // stored as is but looked up trimmed, so they never resolve. Drop this skip once fixed.
-        if model.trim() != model {
-            continue;
-        }
         assert!(
             table.resolve(model).is_some(),
             "listed model {model:?} does not resolve"
@@ -77,10 +72,6 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(overrides) = serde_json::from_slice::<PriceOverrides>(body) {
                 if let Ok(table) = PriceTable::builtin().with_overrides(&overrides) {
                     for name in overrides.models.keys().chain(overrides.aliases.keys()) {
-                        // KNOWN ISSUE, as in quote_all.
-                        if name.trim() != name {
-                            continue;
-                        }
                         assert!(
                             table.resolve(name).is_some(),
                             "configured {name:?} does not resolve"

@@ -67,11 +67,13 @@ impl<'de> Visitor<'de> for FileVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(name) = map.next_key::<String>()? {
             let raw = map.next_value_seed(RawEntrySeed)?;
-            if name == "sample_spec" {
+            // Lookups trim the id, so keys are stored trimmed or they could never resolve.
+            let name = name.trim();
+            if name == "sample_spec" || name.is_empty() {
                 continue;
             }
             if let Some(pricing) = raw.into_pricing() {
-                self.entries.push(Entry { name: Cow::Owned(name), pricing });
+                self.entries.push(Entry { name: Cow::Owned(name.to_owned()), pricing });
             }
         }
         Ok(())

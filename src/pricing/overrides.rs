@@ -266,7 +266,9 @@ impl PriceTable {
             let field = format!("prices.models.{name}");
             let base = self.resolve_pricing(name).map(|(_, pricing)| pricing.clone());
             let pricing = model.apply(base.as_ref(), &field)?;
-            self.insert(Cow::Owned(name.clone()), pricing);
+            // Lookups trim the id they are given, so a name stored with surrounding
+            // whitespace could never be found: store it the way it will be looked up.
+            self.insert(Cow::Owned(name.trim().to_owned()), pricing);
         }
         for (alias, target) in &overrides.aliases {
             let canonical = match self.resolve_pricing(target) {
@@ -278,7 +280,7 @@ impl PriceTable {
                     })
                 }
             };
-            self.insert_alias(Cow::Owned(alias.clone()), Cow::Owned(canonical));
+            self.insert_alias(Cow::Owned(alias.trim().to_owned()), Cow::Owned(canonical));
         }
         if !overrides.models.is_empty() || !overrides.aliases.is_empty() {
             self.version = Cow::Owned(format!("{}+config", self.version));
