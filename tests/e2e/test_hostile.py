@@ -210,3 +210,50 @@ def test_non_llm_paths_pass_untouched_and_unmetered(henvoy, tag):
     wait_until(lambda: metric_sum(henvoy.prometheus(), "tokenmeter_unrecognized_requests_total")
                == before + 4, 5, "the unrecognized counter")
     assert metric_sum(henvoy.prometheus(), "tokenmeter_requests_total", customer=tag) == 0
+
+
+# --- faults: a panic reloads the VM, and process-wide state in shared data survives ----------
+
+RELOAD_CAP = 3
+
+
+@pytest.fixture(scope="module")
+def reload_envoy(upstream, tmp_path_factory):
+    from .harness import WASM_TEST
+    e = start_custom_envoy(tmp_path_factory.mktemp("envoy-reload"), upstream.server_address[1],
+                           plugin_config=json.dumps({"metrics": {"max_label_values": RELOAD_CAP}}),
+                           wasm=WASM_TEST)
+    yield e
+    e.stop()
+
+
+def customer_labels(envoy) -> set[str]:
+    from .harness import parse_prometheus
+    return {l["customer"] for n, l, _ in parse_prometheus(envoy.prometheus())
+            if n == "tokenmeter_requests_total"}
+
+
+def test_the_label_cap_in_shared_data_survives_a_vm_reload(reload_envoy, tag):
+    admitted = {f"{tag}-{i}" for i in range(RELOAD_CAP)}
+    for customer in sorted(admitted):
+        assert post(reload_envoy, CHAT, "ok", customer)[0] == 200
+    wait_until(lambda: customer_labels(reload_envoy) == admitted, 10, "the admitted labels")
+    created = vm_created(reload_envoy)
+
+    # Crash a VM (only the test build honours this header); FAIL_RELOAD replaces it.
+    try:
+        raw_request(reload_envoy.listener_port, "GET", "/anything", {"x-tokenmeter-test-panic": "1"})
+    except OSError:
+        pass  # a reset is an acceptable end for the crashed request
+    wait_until(lambda: vm_created(reload_envoy) > created, 20, "a re-created VM")
+
+    # New customers on many connections, so that both workers (the fresh VM included) see
+    # them: a VM that lost the shared set would admit up to RELOAD_CAP new labels.
+    for i in range(20):
+        assert post(reload_envoy, CHAT, "ok", f"{tag}-new-{i}")[0] == 200
+    wait_until(lambda: sum(metric_sum(reload_envoy.prometheus(), "tokenmeter_requests_total",
+                                      customer=c) for c in admitted | {"other"}) == RELOAD_CAP + 20,
+               10, "the post-reload requests")
+    assert customer_labels(reload_envoy) == admitted | {"other"}
+    assert metric_sum(reload_envoy.prometheus(), "tokenmeter_label_overflow_total",
+                      dimension="customer") == 20
