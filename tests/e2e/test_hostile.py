@@ -200,6 +200,22 @@ def test_http2_clients_get_the_same_bytes_and_are_metered(henvoy, tag, tmp_path,
     assert (entry["gen_ai.usage.input_tokens"], entry["gen_ai.usage.output_tokens"]) == want
 
 
+def test_an_http2_client_resetting_its_stream_is_recorded(henvoy, tag):
+    # curl gives up after 0.5 s of a 3 s stream and resets the h2 stream (RST_STREAM), while
+    # the connection-level behaviour differs from an HTTP/1.1 close.
+    result = subprocess.run(
+        ["curl", "-sS", "--http2-prior-knowledge", "--max-time", "0.5", "-o", "/dev/null",
+         "-H", "content-type: application/json", "-H", "x-hostile: slow-sse",
+         "-H", f"x-llm-customer: {tag}", "--data-binary", '{"model":"gpt-4o-mini","stream":true}',
+         f"http://127.0.0.1:{henvoy.listener_port}{CHAT}"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 28, result.stderr  # curl's "operation timed out"
+    entry = entry_for(henvoy, tag)
+    assert entry["llm.usage_source"] in ("estimated", "missing")
+    assert metric_sum(henvoy.prometheus(), "tokenmeter_requests_total", customer=tag) == 1
+    assert_still_metering(henvoy, tag)
+
+
 def test_non_llm_paths_pass_untouched_and_unmetered(henvoy, tag):
     before = metric_sum(henvoy.prometheus(), "tokenmeter_unrecognized_requests_total")
     for path in ("/healthz", "/v1/models", "/v1/chat", "/static/app.js?x=" + tag):
