@@ -15,10 +15,16 @@
 //!
 //! The user identity is not a metric label unless `metrics.user_label` says so: it is
 //! unbounded by nature and personal. When configured it is capped like the others.
+//!
+//! Headers are forgeable by any client, so each dimension can instead be read from a list
+//! of trusted sources ([`IdentitySource`]): dynamic metadata written by an earlier filter
+//! (the JWT payload `jwt_authn` verified, say) or any other host property such as a mesh
+//! peer's workload name. [`Attribution::resolve`] tries them in order. API keys are never
+//! kept; [`api_key_id`] turns one into a short salted hash that can stand in for it in logs.
 
 use std::collections::BTreeSet;
 
-use crate::config::AttributionConfig;
+use crate::config::{AttributionConfig, IdentitySource};
 use crate::host::{HostError, SharedStore};
 
 /// Longest metric label value, in bytes.
@@ -45,17 +51,179 @@ impl Default for Attribution {
 }
 
 impl Attribution {
-    /// Reads attribution from request headers; absent or blank headers give the default.
+    /// Reads attribution from request headers only (property sources count as absent);
+    /// absent or blank headers give the default.
     pub fn from_headers(config: &AttributionConfig, header: &dyn Fn(&str) -> Option<String>) -> Self {
-        let read = |name: &str| match header(name) {
-            Some(v) if !v.trim().is_empty() => log_safe(v.trim()),
-            _ => config.default_value.clone(),
+        Self::resolve(config, header, &|_| None)
+    }
+}
+
+impl Attribution {
+    /// Reads attribution from the configured sources of each dimension (the dimension's header
+    /// when none are configured). The first source giving a non-blank value wins; properties
+    /// that are not UTF-8 (numbers, structs) count as absent.
+    pub fn resolve(
+        config: &AttributionConfig,
+        header: &dyn Fn(&str) -> Option<String>,
+        property: &dyn Fn(&[&str]) -> Option<Vec<u8>>,
+    ) -> Self {
+        let read = |from: &[IdentitySource], default_header: &str| {
+            let found = if from.is_empty() {
+                header(default_header).filter(|v| !v.trim().is_empty())
+            } else {
+                from.iter().find_map(|source| read_source(source, header, property))
+            };
+            match found {
+                Some(v) => log_safe(v.trim()),
+                None => config.default_value.clone(),
+            }
         };
         Self {
-            feature: read(&config.feature_header),
-            customer: read(&config.customer_header),
-            user: read(&config.user_header),
+            feature: read(&config.feature_from, &config.feature_header),
+            customer: read(&config.customer_from, &config.customer_header),
+            user: read(&config.user_from, &config.user_header),
         }
+    }
+}
+
+fn read_source(
+    source: &IdentitySource,
+    header: &dyn Fn(&str) -> Option<String>,
+    property: &dyn Fn(&[&str]) -> Option<Vec<u8>>,
+) -> Option<String> {
+    let value = match source {
+        IdentitySource::Header(name) => header(name)?,
+        IdentitySource::Property(path) => {
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            String::from_utf8(property(&path)?).ok()?
+        }
+    };
+    (!value.trim().is_empty()).then_some(value)
+}
+
+/// The request headers that carry attribution under `config`: removed before the request goes
+/// upstream when `strip_headers` is set, so that upstreams never see (or trust) client values.
+pub fn attribution_headers(config: &AttributionConfig) -> Vec<String> {
+    let mut names: Vec<String> =
+        vec![config.feature_header.clone(), config.customer_header.clone(), config.user_header.clone()];
+    for source in config.feature_from.iter().chain(&config.customer_from).chain(&config.user_from) {
+        if let IdentitySource::Header(name) = source {
+            names.push(name.clone());
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Request headers that carry API keys, by provider convention (OpenAI `authorization`,
+/// Anthropic `x-api-key`, Azure `api-key`, Gemini `x-goog-api-key`). Never logged.
+pub const API_KEY_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+
+/// Filter-state key of the key id (`%FILTER_STATE(wasm.llm.api_key_id:PLAIN)%`).
+pub const API_KEY_ID_FILTER_STATE: &str = "llm.api_key_id";
+
+/// Hex digits of the key id: 64 bits, enough to tell keys apart, too short to be a key.
+pub const API_KEY_ID_LEN: usize = 16;
+
+/// A short stand-in for the request's API key: the first [`API_KEY_ID_LEN`] hex digits of
+/// HMAC-SHA256(salt, key). `None` when no salt is configured or no key header is present.
+/// For `Authorization: Bearer <key>` the key is the token; for AWS SigV4 it is the access key
+/// id in `Credential=` (the rest changes per request); otherwise the whole header value.
+pub fn api_key_id(config: &AttributionConfig, header: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let salt = config.api_key_salt.as_deref()?;
+    let key = API_KEY_HEADERS.iter().find_map(|name| header(name).filter(|v| !v.trim().is_empty()))?;
+    let key = key.trim();
+    let key = if let Some(token) = key.strip_prefix("Bearer ").or_else(|| key.strip_prefix("bearer ")) {
+        token.trim()
+    } else if key.starts_with("AWS4-HMAC-SHA256") {
+        key.split("Credential=").nth(1).and_then(|c| c.split('/').next()).unwrap_or(key)
+    } else {
+        key
+    };
+    let mac = sha256::hmac(salt.as_bytes(), key.as_bytes());
+    Some(mac.iter().take(API_KEY_ID_LEN / 2).map(|b| format!("{b:02x}")).collect())
+}
+
+/// SHA-256 and HMAC-SHA256 (FIPS 180-4, RFC 2104), small enough to keep in the filter rather
+/// than add a dependency for one hash per request.
+// Indexing here is on fixed-size arrays with constant bounds (`w` has 64 words and `i` runs
+// to 63; `chunks_exact(4)` yields 4 bytes; `key.len() <= 64` is checked before the copy), so
+// none of it can fail on input.
+#[allow(clippy::indexing_slicing)]
+mod sha256 {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+    ];
+
+    pub(super) fn digest(data: &[u8]) -> [u8; 32] {
+        let mut h: [u32; 8] = [
+            0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+        ];
+        let mut message = data.to_vec();
+        let bit_len = (data.len() as u64).wrapping_mul(8);
+        message.push(0x80);
+        while message.len() % 64 != 56 {
+            message.push(0);
+        }
+        message.extend_from_slice(&bit_len.to_be_bytes());
+        for block in message.chunks_exact(64) {
+            let mut w = [0u32; 64];
+            for (word, bytes) in w.iter_mut().zip(block.chunks_exact(4)) {
+                *word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            }
+            for i in 16..64 {
+                let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+                let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+                w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+            }
+            let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+            for (k, wi) in K.iter().zip(w.iter()) {
+                let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+                let ch = (e & f) ^ (!e & g);
+                let t1 = hh.wrapping_add(s1).wrapping_add(ch).wrapping_add(*k).wrapping_add(*wi);
+                let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+                let maj = (a & b) ^ (a & c) ^ (b & c);
+                let t2 = s0.wrapping_add(maj);
+                hh = g;
+                g = f;
+                f = e;
+                e = d.wrapping_add(t1);
+                d = c;
+                c = b;
+                b = a;
+                a = t1.wrapping_add(t2);
+            }
+            for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+                *x = x.wrapping_add(y);
+            }
+        }
+        let mut out = [0u8; 32];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(h) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        out
+    }
+
+    pub(super) fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
+        let mut block = [0u8; 64];
+        if key.len() > 64 {
+            block[..32].copy_from_slice(&digest(key));
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let mut inner: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+        inner.extend_from_slice(message);
+        let mut outer: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+        outer.extend_from_slice(&digest(&inner));
+        digest(&outer)
     }
 }
 
@@ -310,6 +478,7 @@ mod tests {
             customer_header: "x-c".into(),
             user_header: "x-u".into(),
             default_value: "none".into(),
+            ..AttributionConfig::default()
         };
         let a = Attribution::from_headers(&config, &headers(&[("x-f", "search"), ("x-u", "alice@example.com")]));
         assert_eq!(a.feature, "search");
@@ -402,5 +571,104 @@ mod tests {
         assert_eq!(g.admit(Dimension::Feature, "search").value, "search");
         assert_eq!(g.admit(Dimension::Feature, "chat").value, "other");
         assert_eq!(g.distinct(Dimension::Feature), 1);
+    }
+
+    fn attribution_config(json: &str) -> AttributionConfig {
+        crate::config::Config::from_json(json.as_bytes()).unwrap().attribution
+    }
+
+    fn jwt_metadata(path: &[&str]) -> Option<Vec<u8>> {
+        let want = ["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "jwt_payload", "org"];
+        (path == want).then(|| b"acme".to_vec())
+    }
+
+    #[test]
+    fn a_trusted_source_ignores_the_forged_header() {
+        let config = attribution_config(r#"{"attribution": {"customer_from": [{"jwt_claim": "org"}]}}"#);
+        let forged = headers(&[("x-llm-customer", "victim"), ("x-llm-feature", "chat")]);
+        let a = Attribution::resolve(&config, &forged, &jwt_metadata);
+        assert_eq!(a.customer, "acme");
+        // Other dimensions keep their headers.
+        assert_eq!(a.feature, "chat");
+        // Without a verified JWT the customer is the default, never the header.
+        let a = Attribution::resolve(&config, &forged, &|_| None);
+        assert_eq!(a.customer, "unknown");
+    }
+
+    #[test]
+    fn sources_are_tried_in_order_and_skip_blank_or_binary_values() {
+        let config = attribution_config(
+            r#"{"attribution": {"customer_from": [
+                {"metadata": ["ns", "tenant"]}, {"property": ["downstream_peer", "workload"]},
+                {"header": "x-tenant"}]}}"#,
+        );
+        let peer = |path: &[&str]| match path {
+            ["metadata", "filter_metadata", "ns", "tenant"] => Some(b"  ".to_vec()),
+            ["downstream_peer", "workload"] => Some(b"billing-svc".to_vec()),
+            _ => None,
+        };
+        let h = headers(&[("x-tenant", "from-header")]);
+        assert_eq!(Attribution::resolve(&config, &h, &peer).customer, "billing-svc");
+        let binary = |_: &[&str]| Some(vec![0xff, 0xfe, 0, 1]);
+        assert_eq!(Attribution::resolve(&config, &h, &binary).customer, "from-header");
+        assert_eq!(Attribution::resolve(&config, &|_| None, &|_| None).customer, "unknown");
+    }
+
+    #[test]
+    fn property_values_are_made_log_safe() {
+        let config = attribution_config(r#"{"attribution": {"user_from": [{"jwt_claim": "org"}]}}"#);
+        let evil = |_: &[&str]| Some(b"a\nb".to_vec());
+        assert_eq!(Attribution::resolve(&config, &|_| None, &evil).user, "a_b");
+    }
+
+    #[test]
+    fn the_headers_to_strip_include_every_header_source() {
+        let config = attribution_config(
+            r#"{"attribution": {"customer_from": [{"jwt_claim": "org"}, {"header": "X-Tenant"}],
+                "strip_headers": true}}"#,
+        );
+        assert!(config.strip_headers);
+        assert_eq!(attribution_headers(&config), ["x-llm-customer", "x-llm-feature", "x-llm-user", "x-tenant"]);
+    }
+
+    #[test]
+    fn sha256_and_hmac_match_the_published_vectors() {
+        let hex = |b: [u8; 32]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(hex(sha256::digest(b"abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(hex(sha256::digest(b"")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        let long = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+        assert_eq!(hex(sha256::digest(long)), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+        // RFC 4231 test cases 2 and 6 (a key longer than the block).
+        assert_eq!(
+            hex(sha256::hmac(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex(sha256::hmac(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn api_key_ids_are_short_salted_and_never_the_key() {
+        let salted = attribution_config(r#"{"attribution": {"api_key_salt": "0123456789abcdef-salt"}}"#);
+        let bearer = headers(&[("authorization", "Bearer sk-live-secret")]);
+        let id = api_key_id(&salted, &bearer).unwrap();
+        assert_eq!(id.len(), API_KEY_ID_LEN);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()) && !id.contains("secret"));
+        // The same key under another header convention has the same id; another key does not.
+        assert_eq!(api_key_id(&salted, &headers(&[("x-api-key", "sk-live-secret")])), Some(id.clone()));
+        assert_ne!(api_key_id(&salted, &headers(&[("api-key", "sk-live-other")])), Some(id.clone()));
+        // Another salt gives another id: ids cannot be joined across deployments.
+        let other = attribution_config(r#"{"attribution": {"api_key_salt": "another-salt-0123456789"}}"#);
+        assert_ne!(api_key_id(&other, &bearer), Some(id));
+        // SigV4: the access key id, not the per-request signature.
+        let sig = |s: &'static str| {
+            move |n: &str| (n == "authorization").then(|| format!("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/bedrock/aws4_request, Signature={s}"))
+        };
+        assert_eq!(api_key_id(&salted, &sig("aaaa")), api_key_id(&salted, &sig("bbbb")));
+        // No salt or no key: no id.
+        assert_eq!(api_key_id(&AttributionConfig::default(), &bearer), None);
+        assert_eq!(api_key_id(&salted, &|_| None), None);
     }
 }

@@ -78,7 +78,35 @@ pub struct AttributionConfig {
     /// Lowercase header name.
     pub user_header: String,
     pub default_value: String,
+    /// Where each dimension is read from, tried in order; the first non-blank value wins. An
+    /// empty list means "the dimension's header" (`*_header`). A list without a `header`
+    /// source makes the dimension unforgeable by clients.
+    pub feature_from: Vec<IdentitySource>,
+    pub customer_from: Vec<IdentitySource>,
+    pub user_from: Vec<IdentitySource>,
+    /// Remove every attribution header (the `*_header` names and each `header` source) from
+    /// metered requests before they go upstream.
+    pub strip_headers: bool,
+    /// When set, a salted hash of the request's API key is published as `llm.api_key_id`.
+    pub api_key_salt: Option<String>,
 }
+
+/// One place an attribution value can be read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// A request header (lowercase name). Forgeable unless an earlier filter overwrites it.
+    Header(String),
+    /// A host property path, e.g. `metadata.filter_metadata.<namespace>.<key>...` for dynamic
+    /// metadata written by an earlier filter (`jwt_claim` and `metadata` sources become this).
+    Property(Vec<String>),
+}
+
+/// The dynamic-metadata namespace Envoy's `jwt_authn` filter writes the JWT payload under.
+pub const JWT_AUTHN_NAMESPACE: &str = "envoy.filters.http.jwt_authn";
+/// Default `payload_in_metadata` key assumed for `jwt_claim` sources.
+pub const DEFAULT_JWT_PAYLOAD_KEY: &str = "jwt_payload";
+/// Most sources accepted per dimension; each costs a host call per request in the worst case.
+pub const MAX_IDENTITY_SOURCES: usize = 8;
 
 impl Default for AttributionConfig {
     fn default() -> Self {
@@ -87,6 +115,11 @@ impl Default for AttributionConfig {
             customer_header: DEFAULT_CUSTOMER_HEADER.to_string(),
             user_header: DEFAULT_USER_HEADER.to_string(),
             default_value: DEFAULT_ATTRIBUTION_VALUE.to_string(),
+            feature_from: Vec::new(),
+            customer_from: Vec::new(),
+            user_from: Vec::new(),
+            strip_headers: false,
+            api_key_salt: None,
         }
     }
 }
@@ -249,6 +282,31 @@ struct RawAttribution {
     user_header: Option<Value>,
     #[serde(default)]
     default_value: Option<Value>,
+    #[serde(default)]
+    feature_from: Option<Value>,
+    #[serde(default)]
+    customer_from: Option<Value>,
+    #[serde(default)]
+    user_from: Option<Value>,
+    #[serde(default)]
+    strip_headers: Option<Value>,
+    #[serde(default)]
+    api_key_salt: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    #[serde(default)]
+    header: Option<Value>,
+    #[serde(default)]
+    jwt_claim: Option<Value>,
+    #[serde(default)]
+    payload_in_metadata: Option<Value>,
+    #[serde(default)]
+    metadata: Option<Value>,
+    #[serde(default)]
+    property: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -444,6 +502,7 @@ fn header_name(v: Value, path: &str) -> Result<String, ConfigError> {
 
 fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
     let raw: RawAttribution = object(v, "attribution")?;
+    let header_given = [raw.feature_header.is_some(), raw.customer_header.is_some(), raw.user_header.is_some()];
     let mut out = AttributionConfig::default();
     if let Some(v) = raw.feature_header {
         out.feature_header = header_name(v, "attribution.feature_header")?;
@@ -468,6 +527,35 @@ fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
             return Err(ConfigError::field(path, "may only contain A-Z a-z 0-9 _ - : / . @"));
         }
         out.default_value = value;
+    }
+    let lists = [("feature", raw.feature_from), ("customer", raw.customer_from), ("user", raw.user_from)];
+    for ((dimension, list), header_given) in lists.into_iter().zip(header_given) {
+        let Some(v) = list else { continue };
+        let path = format!("attribution.{dimension}_from");
+        if header_given {
+            return Err(ConfigError::field(
+                path,
+                format!("conflicts with attribution.{dimension}_header; use a `header` source instead"),
+            ));
+        }
+        let sources = identity_sources(v, &path)?;
+        match dimension {
+            "feature" => out.feature_from = sources,
+            "customer" => out.customer_from = sources,
+            _ => out.user_from = sources,
+        }
+    }
+    if let Some(v) = raw.strip_headers {
+        out.strip_headers = boolean(v, "attribution.strip_headers")?;
+    }
+    if let Some(v) = raw.api_key_salt {
+        let path = "attribution.api_key_salt";
+        let salt = string(v, path)?;
+        // A short salt makes the key id a plain hash that can be matched against guessed keys.
+        if salt.len() < 16 {
+            return Err(ConfigError::field(path, "must be at least 16 bytes"));
+        }
+        out.api_key_salt = Some(salt);
     }
     Ok(out)
 }
@@ -508,6 +596,94 @@ fn retry_headers(v: Value) -> Result<Vec<RetryRule>, ConfigError> {
         out.push(RetryRule { header, min_value, source });
     }
     Ok(out)
+}
+
+/// A non-empty list of at most [`MAX_IDENTITY_SOURCES`] sources, each an object with exactly
+/// one of `header`, `jwt_claim` (with optional `payload_in_metadata`), `metadata`, `property`.
+fn identity_sources(v: Value, path: &str) -> Result<Vec<IdentitySource>, ConfigError> {
+    let Value::Array(items) = v else {
+        return Err(type_error(path, "an array", &v));
+    };
+    if items.is_empty() {
+        return Err(ConfigError::field(path, "must not be empty"));
+    }
+    if items.len() > MAX_IDENTITY_SOURCES {
+        return Err(ConfigError::field(path, format!("at most {MAX_IDENTITY_SOURCES} sources")));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let path = format!("{path}[{i}]");
+        let raw: RawSource = object(item, &path)?;
+        let kinds = [raw.header.is_some(), raw.jwt_claim.is_some(), raw.metadata.is_some(), raw.property.is_some()];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            return Err(ConfigError::field(
+                path,
+                "needs exactly one of `header`, `jwt_claim`, `metadata`, `property`",
+            ));
+        }
+        if raw.payload_in_metadata.is_some() && raw.jwt_claim.is_none() {
+            return Err(ConfigError::field(
+                format!("{path}.payload_in_metadata"),
+                "only applies to a `jwt_claim` source",
+            ));
+        }
+        let source = if let Some(v) = raw.header {
+            IdentitySource::Header(header_name(v, &format!("{path}.header"))?)
+        } else if let Some(v) = raw.jwt_claim {
+            let payload_key = match raw.payload_in_metadata {
+                Some(v) => non_empty_string(v, &format!("{path}.payload_in_metadata"))?,
+                None => DEFAULT_JWT_PAYLOAD_KEY.to_string(),
+            };
+            let mut segments = vec![
+                "metadata".to_string(),
+                "filter_metadata".to_string(),
+                JWT_AUTHN_NAMESPACE.to_string(),
+                payload_key,
+            ];
+            segments.extend(string_path(v, &format!("{path}.jwt_claim"))?);
+            IdentitySource::Property(segments)
+        } else if let Some(v) = raw.metadata {
+            let mut segments = vec!["metadata".to_string(), "filter_metadata".to_string()];
+            let rest = string_path(v, &format!("{path}.metadata"))?;
+            if rest.len() < 2 {
+                return Err(ConfigError::field(
+                    format!("{path}.metadata"),
+                    "needs a namespace and at least one key",
+                ));
+            }
+            segments.extend(rest);
+            IdentitySource::Property(segments)
+        } else if let Some(v) = raw.property {
+            IdentitySource::Property(string_path(v, &format!("{path}.property"))?)
+        } else {
+            return Err(ConfigError::field(path, "needs a source kind"));
+        };
+        out.push(source);
+    }
+    Ok(out)
+}
+
+fn non_empty_string(v: Value, path: &str) -> Result<String, ConfigError> {
+    let s = string(v, path)?;
+    if s.is_empty() {
+        return Err(ConfigError::field(path, "must not be empty"));
+    }
+    Ok(s)
+}
+
+/// A path of property segments: one string (a single segment, which may contain dots, as JWT
+/// claim URIs do) or a non-empty array of non-empty strings.
+fn string_path(v: Value, path: &str) -> Result<Vec<String>, ConfigError> {
+    match v {
+        Value::String(s) => Ok(vec![non_empty_string(Value::String(s), path)?]),
+        Value::Array(items) if !items.is_empty() => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| non_empty_string(item, &format!("{path}[{i}]")))
+            .collect(),
+        Value::Array(_) => Err(ConfigError::field(path, "must not be empty")),
+        other => Err(type_error(path, "a string or an array of strings", &other)),
+    }
 }
 
 fn deployments(v: Value) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -726,5 +902,47 @@ mod tests {
         let r = o.apply(Some(detected)).unwrap();
         assert_eq!((r.provider, r.api), (Provider::AzureOpenAi, Api::OpenAiResponses));
         assert_eq!(o.apply(None), None);
+    }
+
+    #[test]
+    fn identity_sources_are_parsed_and_errors_name_the_source() {
+        let c = Config::from_json(
+            br#"{"attribution": {"customer_from": [{"jwt_claim": ["realm", "org"], "payload_in_metadata": "claims"},
+                {"metadata": ["istio", "peer", "workload"]}, {"property": ["source", "address"]}, {"header": "X-Org"}]}}"#,
+        )
+        .unwrap();
+        let p = |v: &[&str]| IdentitySource::Property(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            c.attribution.customer_from,
+            vec![
+                p(&["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "claims", "realm", "org"]),
+                p(&["metadata", "filter_metadata", "istio", "peer", "workload"]),
+                p(&["source", "address"]),
+                IdentitySource::Header("x-org".into()),
+            ]
+        );
+        let jwt = Config::from_json(br#"{"attribution": {"feature_from": [{"jwt_claim": "https://x.io/team"}]}}"#).unwrap();
+        assert_eq!(jwt.attribution.feature_from, vec![p(&["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "jwt_payload", "https://x.io/team"])]);
+        let cases = [
+            (r#"{"attribution": {"customer_from": []}}"#, "attribution.customer_from"),
+            (r#"{"attribution": {"customer_from": {"header": "x"}}}"#, "attribution.customer_from"),
+            (r#"{"attribution": {"user_from": [{}]}}"#, "attribution.user_from[0]"),
+            (r#"{"attribution": {"user_from": [{"header": "a", "jwt_claim": "b"}]}}"#, "attribution.user_from[0]"),
+            (r#"{"attribution": {"user_from": [{"header": "x"}, {"header": "a b"}]}}"#, "attribution.user_from[1].header"),
+            (r#"{"attribution": {"user_from": [{"jwt_claim": ""}]}}"#, "attribution.user_from[0].jwt_claim"),
+            (r#"{"attribution": {"user_from": [{"jwt_claim": ["a", 1]}]}}"#, "attribution.user_from[0].jwt_claim[1]"),
+            (r#"{"attribution": {"user_from": [{"header": "x", "payload_in_metadata": "p"}]}}"#, "attribution.user_from[0].payload_in_metadata"),
+            (r#"{"attribution": {"user_from": [{"metadata": ["only-namespace"]}]}}"#, "attribution.user_from[0].metadata"),
+            (r#"{"attribution": {"user_from": [{"cookie": "x"}]}}"#, "attribution.user_from[0].cookie"),
+            (r#"{"attribution": {"customer_header": "x-a", "customer_from": [{"header": "x-b"}]}}"#, "attribution.customer_from"),
+            (r#"{"attribution": {"strip_headers": "yes"}}"#, "attribution.strip_headers"),
+            (r#"{"attribution": {"api_key_salt": "short"}}"#, "attribution.api_key_salt"),
+            (r#"{"attribution": {"api_key_salt": 5}}"#, "attribution.api_key_salt"),
+        ];
+        for (json, path) in cases {
+            assert_eq!(err(json).path(), Some(path), "{json}");
+        }
+        let nine = [r#"{"header": "x"}"#; MAX_IDENTITY_SOURCES + 1].join(",");
+        assert_eq!(err(&format!(r#"{{"attribution": {{"user_from": [{nine}]}}}}"#)).path(), Some("attribution.user_from"));
     }
 }

@@ -36,6 +36,11 @@ pub trait RequestHead {
     fn authority(&self) -> Option<String>;
     fn method(&self) -> Option<String>;
     fn header(&self, name: &str) -> Option<String>;
+    /// A host property (dynamic metadata, peer identity) for trusted attribution sources;
+    /// `None` when absent or unreadable.
+    fn property(&self, _path: &[&str]) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Header edits the shell must apply to the request before it goes upstream.
@@ -199,7 +204,7 @@ impl Exchange {
             route,
             max_decompressed_bytes: config.max_decompressed_bytes,
             prices: Arc::clone(&config.price_table),
-            attribution: Attribution::from_headers(&config.attribution, &|name| head.header(name)),
+            attribution: Attribution::resolve(&config.attribution, &|name| head.header(name), &|path| head.property(path)),
             azure_deployment,
             deployment_model,
             request_body: Body::new(head.header("content-encoding"), config.max_decompressed_bytes),

@@ -62,6 +62,20 @@ impl RequestHead for HostRequestHead {
     fn header(&self, name: &str) -> Option<String> {
         header_value(self.context_id, MapType::HttpRequestHeaders, name)
     }
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        // Absent metadata is the normal case (no JWT, no peer): only host failures are logged.
+        match hostcalls::get_property(path.to_vec()) {
+            Ok(value) => value,
+            Err(status) => {
+                log(
+                    LogLevel::Debug,
+                    self.context_id,
+                    &format!("cannot read property {}: {status:?}", path.join(".")),
+                );
+                None
+            }
+        }
+    }
 }
 
 impl Http {
@@ -121,6 +135,28 @@ impl Http {
                     LogLevel::Warn,
                     &format!("cannot set request header {name}: {status:?}"),
                 );
+            }
+        }
+    }
+
+    /// Publishes the API key id (read before any header is stripped) and removes the
+    /// attribution headers when configured, so the upstream never sees client-set values.
+    fn apply_identity(&self, config: &crate::config::AttributionConfig, head: &HostRequestHead) {
+        use crate::attribution;
+        if let Some(id) = attribution::api_key_id(config, &|name| head.header(name)) {
+            let key = attribution::API_KEY_ID_FILTER_STATE;
+            if let Err(status) = hostcalls::set_property(vec![key], Some(id.as_bytes())) {
+                self.log(LogLevel::Warn, &format!("cannot set filter state {key}: {status:?}"));
+            }
+        }
+        if config.strip_headers {
+            for name in attribution::attribution_headers(config) {
+                if let Err(status) = hostcalls::remove_map_value(MapType::HttpRequestHeaders, &name) {
+                    self.log(
+                        LogLevel::Warn,
+                        &format!("cannot remove request header {name}: {status:?}"),
+                    );
+                }
             }
         }
     }
@@ -226,6 +262,7 @@ impl HttpContext for Http {
         match Exchange::begin(&shared.config, &head) {
             Some((mut exchange, edits)) => {
                 self.apply_edits(&edits);
+                self.apply_identity(&shared.config.attribution, &head);
                 match HostClock.try_now_unix_millis() {
                     Ok(now) => exchange.set_start_time(now),
                     Err(error) => {
