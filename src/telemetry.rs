@@ -87,6 +87,8 @@ pub const METRIC_COST_NANOUSD: &str = "tokenmeter_cost_nanousd_total";
 pub const METRIC_UNRECOGNIZED: &str = "tokenmeter_unrecognized_requests_total";
 pub const METRIC_USAGE_MISSING: &str = "tokenmeter_usage_missing_total";
 pub const METRIC_UNPRICED: &str = "tokenmeter_unpriced_requests_total";
+/// Requests whose usage was estimated (not reported by the provider).
+pub const METRIC_USAGE_ESTIMATED: &str = "tokenmeter_usage_estimated_total";
 pub const METRIC_LABEL_OVERFLOW: &str = "tokenmeter_label_overflow_total";
 
 // Label names.
@@ -305,6 +307,9 @@ fn plan_with(
     let success = record.status.is_none_or(|s| (200..300).contains(&s));
     if record.usage_source == crate::usage::UsageSource::Missing && success {
         plan.extend(counter(stat_name(&short, METRIC_USAGE_MISSING), 1));
+    }
+    if record.usage_source == crate::usage::UsageSource::Estimated {
+        plan.extend(counter(stat_name(&short, METRIC_USAGE_ESTIMATED), 1));
     }
     plan
 }

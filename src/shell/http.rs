@@ -260,10 +260,18 @@ impl HttpContext for Http {
         let status = header_value(context_id, MapType::HttpResponseHeaders, ":status")
             .and_then(|s| s.trim().parse::<u16>().ok());
         let header = move |name: &str| header_value(context_id, MapType::HttpResponseHeaders, name);
+        let mut rewrites = false;
         if let Some(exchange) = self.exchange.as_mut() {
             exchange.on_response_headers(status, &header);
+            rewrites = exchange.rewrites_response_body();
             if end_of_stream {
                 exchange.on_response_body(&[], true);
+            }
+        }
+        // The body the client gets is shorter than the upstream's: its length no longer holds.
+        if rewrites {
+            if let Err(status) = hostcalls::remove_map_value(MapType::HttpResponseHeaders, "content-length") {
+                self.log(LogLevel::Warn, &format!("cannot remove content-length: {status:?}"));
             }
         }
         if end_of_stream {
@@ -277,8 +285,17 @@ impl HttpContext for Http {
             return Action::Continue;
         }
         let chunk = self.read_body(BufferType::HttpResponseBody, body_size);
+        let mut replacement = None;
         if let Some(exchange) = self.exchange.as_mut() {
             exchange.on_response_body(&chunk, end_of_stream);
+            replacement = exchange.filter_response_body(&chunk, end_of_stream);
+        }
+        // The client gets the stream without what the include_usage injection added. On
+        // failure the original bytes flow (fail open) and the failure is logged.
+        if let Some(bytes) = replacement {
+            if let Err(status) = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &bytes) {
+                self.log(LogLevel::Warn, &format!("cannot rewrite the response body: {status:?}"));
+            }
         }
         if end_of_stream {
             self.publish();
