@@ -46,7 +46,9 @@ fn without_injection(stream: &[u8]) -> Vec<u8> {
 /// and pseudo-random points in between: the streams are tens of KiB, and every split point
 /// of all of them would take minutes in a debug build.
 fn split_points(len: usize) -> Vec<usize> {
-    let mut points: Vec<usize> = (0..=len.min(1024)).chain(len.saturating_sub(1024)..=len).collect();
+    let mut points: Vec<usize> = (0..=len.min(1024))
+        .chain(len.saturating_sub(1024)..=len)
+        .collect();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..200 {
         x ^= x << 13;
@@ -102,7 +104,9 @@ fn client_bytes_equal_the_stream_without_injection_at_every_split() {
 #[test]
 fn crlf_streams_are_stripped_exactly_too() {
     for stream in STREAMS {
-        let crlf = String::from_utf8(stream.to_vec()).unwrap().replace('\n', "\r\n");
+        let crlf = String::from_utf8(stream.to_vec())
+            .unwrap()
+            .replace('\n', "\r\n");
         let want = String::from_utf8(without_injection(stream))
             .unwrap()
             .replace('\n', "\r\n");
@@ -194,13 +198,23 @@ fn a_stream_without_usage_is_estimated_from_its_content() {
     let (record, _) = drive(false, &plain, 50);
     assert_eq!(record.usage_source, UsageSource::Estimated);
     assert_eq!(record.usage_missing_reason, Some("not_reported"));
-    let request_bytes = br#"{"model":"gpt-5-nano","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#.len() as u64;
+    let request_bytes =
+        br#"{"model":"gpt-5-nano","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#.len()
+            as u64;
     assert_eq!(record.usage.input_tokens, request_bytes.div_ceil(4));
-    assert_eq!(record.usage.output_tokens, record.response.output_text_bytes.div_ceil(4));
+    assert_eq!(
+        record.usage.output_tokens,
+        record.response.output_text_bytes.div_ceil(4)
+    );
     assert!(record.usage.output_tokens > 0);
     // Priced on the estimate: an estimate is not a made-up $0, and not unpriced.
     assert!(record.cost.is_some_and(|c| c.0 > 0));
-    let plan = tokenmeter::telemetry::TelemetryState::new(&Config::from_json(b"{}").unwrap()).plan(&record);
-    assert!(plan.iter().any(|u| u.name.ends_with("tokenmeter_usage_estimated_total")));
-    assert!(plan.iter().all(|u| !u.name.ends_with("tokenmeter_usage_missing_total")));
+    let plan = tokenmeter::telemetry::TelemetryState::new(&Config::from_json(b"{}").unwrap())
+        .plan(&record);
+    assert!(plan
+        .iter()
+        .any(|u| u.name.ends_with("tokenmeter_usage_estimated_total")));
+    assert!(plan
+        .iter()
+        .all(|u| !u.name.ends_with("tokenmeter_usage_missing_total")));
 }

@@ -208,19 +208,29 @@ fn judge(event: &[u8]) -> Verdict {
             .and_then(|m| json.get(m.value.0..m.value.1))
     };
     let choices_empty = value(b"choices").is_some_and(|v| {
-        v.first() == Some(&b'[') && v.iter().skip(1).take_while(|b| b.is_ascii_whitespace()).count() + 2 == v.len()
+        v.first() == Some(&b'[')
+            && v.iter()
+                .skip(1)
+                .take_while(|b| b.is_ascii_whitespace())
+                .count()
+                + 2
+                == v.len()
     });
     let usage = value(b"usage");
     if choices_empty && usage.is_some_and(|v| v.first() == Some(&b'{')) {
         return Verdict::Drop;
     }
-    let Some(i) = members
-        .iter()
-        .position(|m| json.get(m.key.0..m.key.1) == Some(b"usage") && json.get(m.value.0..m.value.1) == Some(b"null"))
-    else {
+    let Some(i) = members.iter().position(|m| {
+        json.get(m.key.0..m.key.1) == Some(b"usage")
+            && json.get(m.value.0..m.value.1) == Some(b"null")
+    }) else {
         return Verdict::Keep;
     };
-    let (Some(this), prev, next) = (members.get(i), i.checked_sub(1).and_then(|p| members.get(p)), members.get(i + 1)) else {
+    let (Some(this), prev, next) = (
+        members.get(i),
+        i.checked_sub(1).and_then(|p| members.get(p)),
+        members.get(i + 1),
+    ) else {
         return Verdict::Keep;
     };
     // `,"usage":null` after a previous member, else `"usage":null,` before the next.
@@ -269,7 +279,10 @@ fn top_level_members(json: &[u8]) -> Option<Vec<Member>> {
         if members.len() >= MAX_MEMBERS {
             return None;
         }
-        members.push(Member { key, value: (value_start, value_end) });
+        members.push(Member {
+            key,
+            value: (value_start, value_end),
+        });
         i = skip_ws(json, value_end);
         match json.get(i) {
             Some(b',') => i = skip_ws(json, i + 1),
@@ -280,7 +293,10 @@ fn top_level_members(json: &[u8]) -> Option<Vec<Member>> {
 }
 
 fn skip_ws(json: &[u8], mut i: usize) -> usize {
-    while json.get(i).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+    while json
+        .get(i)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
         i += 1;
     }
     i
@@ -321,7 +337,10 @@ fn value_end(json: &[u8], i: usize) -> Option<usize> {
         }
         _ => {
             let mut j = i;
-            while json.get(j).is_some_and(|b| !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')) {
+            while json
+                .get(j)
+                .is_some_and(|b| !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+            {
                 j += 1;
             }
             (j > i).then_some(j)
@@ -344,9 +363,18 @@ mod tests {
 
     #[test]
     fn usage_null_is_removed_wherever_it_sits() {
-        assert_eq!(strip(b"data: {\"a\":1,\"usage\":null,\"b\":2}\n\n"), b"data: {\"a\":1,\"b\":2}\n\n");
-        assert_eq!(strip(b"data: {\"usage\":null,\"b\":2}\n\n"), b"data: {\"b\":2}\n\n");
-        assert_eq!(strip(b"data: {\"a\":1, \"usage\" : null }\n\n"), b"data: {\"a\":1 }\n\n");
+        assert_eq!(
+            strip(b"data: {\"a\":1,\"usage\":null,\"b\":2}\n\n"),
+            b"data: {\"a\":1,\"b\":2}\n\n"
+        );
+        assert_eq!(
+            strip(b"data: {\"usage\":null,\"b\":2}\n\n"),
+            b"data: {\"b\":2}\n\n"
+        );
+        assert_eq!(
+            strip(b"data: {\"a\":1, \"usage\" : null }\n\n"),
+            b"data: {\"a\":1 }\n\n"
+        );
         assert_eq!(strip(b"data: {\"usage\":null}\n\n"), b"data: {}\n\n");
         // Nested `usage` members are not the injected one.
         let nested = b"data: {\"x\":{\"usage\":null}}\n\n";
@@ -355,7 +383,10 @@ mod tests {
 
     #[test]
     fn only_usage_only_chunks_are_dropped() {
-        assert_eq!(strip(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n"), b"data: [DONE]\n\n");
+        assert_eq!(
+            strip(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n"),
+            b"data: [DONE]\n\n"
+        );
         for keep in [
             &b"data: {\"choices\":[{}],\"usage\":{\"prompt_tokens\":1}}\n\n"[..],
             b"data: {\"choices\":[],\"usage\":null}\n\n",
