@@ -459,3 +459,43 @@ fn model_from_the_path() {
     );
     assert_eq!(path_model("/v1/chat/completions"), None);
 }
+
+#[test]
+fn route_overrides_accept_the_new_providers_and_apis() {
+    use tokenmeter::config::Config;
+    let config = Config::from_json(
+        br#"{"routes": [
+            {"path_prefix": "/vllm/", "provider": "vllm", "api": "openai.chat_completions"},
+            {"path_prefix": "/ollama/", "provider": "ollama"},
+            {"path_prefix": "/g/", "api": "gemini.generate_content"},
+            {"path_prefix": "/b/", "api": "bedrock.converse"},
+            {"path_prefix": "/c/", "api": "cohere.chat"},
+            {"path_prefix": "/o/", "api": "ollama.generate"}
+        ]}"#,
+    )
+    .unwrap();
+    let route = |path: &str| {
+        config
+            .route_override(path, "internal")
+            .unwrap()
+            .apply(detect(path, "internal"))
+            .unwrap()
+    };
+    let r = route("/vllm/v1/chat/completions");
+    assert_eq!(
+        (r.provider.name(), r.api),
+        ("vllm", Api::OpenAiChatCompletions)
+    );
+    let r = route("/ollama/v1/chat/completions");
+    assert_eq!(
+        (r.provider.name(), r.api),
+        ("ollama", Api::OpenAiChatCompletions)
+    );
+    assert_eq!(route("/g/x").provider, Provider::GcpGemini);
+    assert_eq!(route("/b/x").provider, Provider::AwsBedrock);
+    assert_eq!(route("/c/x").api, Api::CohereChat);
+    assert_eq!(route("/o/x").operation.name(), "text_completion");
+    assert!(
+        Config::from_json(br#"{"routes": [{"path_prefix": "/x", "api": "gemini.nope"}]}"#).is_err()
+    );
+}
