@@ -261,7 +261,18 @@ impl HttpContext for Http {
             .and_then(|s| s.trim().parse::<u16>().ok());
         let header = move |name: &str| header_value(context_id, MapType::HttpResponseHeaders, name);
         let mut rewrites = false;
+        #[cfg(feature = "test-panic")]
+        let test_injected = header_value(context_id, MapType::HttpResponseHeaders, "x-tokenmeter-test-usage-injected")
+            .is_some_and(|v| v == "1");
         if let Some(exchange) = self.exchange.as_mut() {
+            // Test builds only: lets the end-to-end suite exercise the response-side stripping
+            // with a client that sent include_usage itself, independently of the injection.
+            // A response header (the mock echoes it): request headers cannot be read in the
+            // response phase (the SDK panics on the host's status).
+            #[cfg(feature = "test-panic")]
+            if test_injected {
+                exchange.set_usage_injected(true);
+            }
             exchange.on_response_headers(status, &header);
             rewrites = exchange.rewrites_response_body();
             if end_of_stream {

@@ -38,7 +38,10 @@ def post(envoy, path: str, body: dict, tag: str, **headers: str) -> tuple[int, d
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
 
 
-def check(envoy, tag, *, provider, request_model, response_model, tokens, cost_usd, cost_nanousd):
+def check(envoy, tag, *, provider, request_model, response_model, tokens, cost_usd, cost_nanousd,
+          label_model=None):
+    """Asserts the access-log line and the series; metric series are labelled with the priced
+    (canonical) model, `label_model`, when it differs from the requested id."""
     entry = envoy.wait_entry(lambda e: e.get("llm.customer") == tag)
     assert entry["gen_ai.provider.name"] == provider
     assert entry["gen_ai.operation.name"] == "chat"
@@ -53,7 +56,7 @@ def check(envoy, tag, *, provider, request_model, response_model, tokens, cost_u
     assert entry["gen_ai.usage.reasoning.output_tokens"] == str(reasoning)
     assert entry["llm.usage_source"] == "reported"
     assert entry["llm.cost_usd"] == cost_usd
-    labels = dict(gen_ai_provider_name=provider, gen_ai_request_model=request_model,
+    labels = dict(gen_ai_provider_name=provider, gen_ai_request_model=label_model or request_model,
                   feature="e2e", customer=tag)
     prom = envoy.prometheus()
     assert metric_sum(prom, "tokenmeter_requests_total", **labels) == 1
@@ -97,7 +100,8 @@ def test_bedrock_converse_stream_eventstream(envoy, tag):
     assert body == (REPO_FIXTURES / "bedrock" / "basic.bin").read_bytes()
     # 15 * 0.25 + 142 * 1.25 micro-USD = 3.75 + 177.5
     check(envoy, tag, provider="aws.bedrock", request_model=BEDROCK_MODEL, response_model=None,
-          tokens=(15, 142, 0, 0, 0), cost_usd="0.000181250", cost_nanousd=181_250)
+          tokens=(15, 142, 0, 0, 0), cost_usd="0.000181250", cost_nanousd=181_250,
+          label_model="claude-3-haiku")
 
 
 def test_bedrock_converse_json(envoy, tag):
@@ -105,7 +109,8 @@ def test_bedrock_converse_json(envoy, tag):
     assert status == 200 and json.loads(body)["usage"]["inputTokens"] == 18
     # 18 * 0.25 + 46 * 1.25 micro-USD = 4.5 + 57.5
     check(envoy, tag, provider="aws.bedrock", request_model=BEDROCK_MODEL, response_model=None,
-          tokens=(18, 46, 0, 0, 0), cost_usd="0.000062000", cost_nanousd=62_000)
+          tokens=(18, 46, 0, 0, 0), cost_usd="0.000062000", cost_nanousd=62_000,
+          label_model="claude-3-haiku")
 
 
 def test_openai_stream_that_never_asked_for_usage(envoy, mock, tag):
@@ -135,5 +140,25 @@ def test_openai_stream_that_never_asked_for_usage(envoy, mock, tag):
     # Injected: the usage the upstream reported (18 in, 286 out incl. 192 reasoning).
     # 18 * 0.05 + 286 * 0.40 micro-USD = 115.3 micro-USD
     check(envoy, tag, provider="openai", request_model="gpt-5-nano",
+          response_model="gpt-5-nano-2025-08-07", tokens=(18, 286, 0, 0, 192),
+          cost_usd="0.000115300", cost_nanousd=115_300)
+
+
+def test_stripping_in_envoy_gives_the_client_the_stream_without_usage(panic_envoy, tag):
+    """The response side alone, in the real Envoy: the test build treats
+    `x-tokenmeter-test-usage-injected: 1` as "the filter injected include_usage", so a client
+    that sent include_usage itself must receive the stream without it, byte for byte, while
+    the access log has the reported usage."""
+    request = {"model": "gpt-5-nano", "stream": True, "stream_options": {"include_usage": True},
+               "messages": [{"role": "user", "content": "Hi"}]}
+    status, headers, body = post(panic_envoy, "/v1/chat/completions", request, tag, **{
+        "x-mock-openai-usage": "derive", "x-mock-chunks": "17",
+        "x-tokenmeter-test-usage-injected": "1"})
+    assert status == 200
+    recorded = load_fixture(FIXTURES, OPENAI_USAGE_STREAM)
+    assert b'"choices":[],' in recorded  # the upstream did send the usage chunk
+    assert body == without_usage(recorded)
+    assert "content-length" not in headers
+    check(panic_envoy, tag, provider="openai", request_model="gpt-5-nano",
           response_model="gpt-5-nano-2025-08-07", tokens=(18, 286, 0, 0, 192),
           cost_usd="0.000115300", cost_nanousd=115_300)

@@ -25,6 +25,7 @@ Test headers (never sent by real clients):
   x-mock-delay-ms: <n>        delay between streamed chunks (default 10)
   x-mock-chunks: <n>          number of pieces a stream is cut into (default 5); cuts fall at
                               arbitrary byte offsets, not at event boundaries, as on the wire
+  x-tokenmeter-test-*: <v>    echoed as a response header on streams (test-build filter hooks)
   x-mock-openai-usage: derive chat streams behave exactly like OpenAI on include_usage: one
                               recording (made with include_usage) is served as recorded when
                               the request asks for usage, and without the usage chunk and the
@@ -243,6 +244,7 @@ class Handler(BaseHTTPRequestHandler):
         pieces = split(data, int(self.headers.get("x-mock-chunks") or 5))
         self.send_response(200)
         self.send_header("content-type", ctype)
+        self._echo_test_headers()
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
         if want_gzip:
@@ -262,6 +264,13 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away mid-stream; that is a case the tests exercise
+
+    def _echo_test_headers(self) -> None:
+        # `x-tokenmeter-test-*` request headers come back as response headers, for test-build
+        # hooks that act in the filter's response phase.
+        for name, value in self.headers.items():
+            if name.lower().startswith("x-tokenmeter-test-"):
+                self.send_header(name.lower(), value)
 
     def _chunk(self, data: bytes) -> None:
         if not data:
