@@ -5,7 +5,9 @@
 //! does not grow with the body: the JSON scanner ([`crate::json`]) reports scalars by path,
 //! SSE framing ([`crate::stream::sse`]) streams each event's data into it, and each provider
 //! module is only a table from JSON paths to [`Usage`] fields and response facts
-//! (`openai`, `anthropic`; `azure` adds Azure's URLs to OpenAI's bodies). Counters are
+//! (`openai` with the OpenAI-compatible quirks, `anthropic`, `gemini`, `bedrock`, `cohere`,
+//! `ollama`; `azure` adds Azure's URLs to OpenAI's bodies). Bedrock's eventstream, Gemini's
+//! streamed JSON array and Ollama's NDJSON are framed by [`crate::stream`]. Counters are
 //! recorded as the provider reported them, with the provider's [`Conventions`];
 //! normalisation happens once, in [`Usage::normalize`].
 

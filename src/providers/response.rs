@@ -286,7 +286,15 @@ impl ResponseScanner {
         .iter()
         .map(|s| s.as_ref().map_or(0, String::capacity))
         .sum::<usize>();
-        std::mem::size_of::<Self>() + self.json.heap_bytes() + self.extractor.heap_bytes() + labels
+        // Bedrock's frame buffer is bounded by the eventstream frame cap, the unwrapped
+        // chunk buffer by 3/4 of it.
+        let framers = self.framers.eventstream.as_ref().map_or(0, |d| d.buffer_capacity())
+            + self.framers.invoke_chunk.capacity();
+        std::mem::size_of::<Self>()
+            + self.json.heap_bytes()
+            + self.extractor.heap_bytes()
+            + labels
+            + framers
     }
 
     /// Ends the body and reports. Later calls return the same outcome.
