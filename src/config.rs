@@ -158,10 +158,16 @@ pub const API_NAMES: &[(&str, Api)] = &[
     ("openai.embeddings", Api::OpenAiEmbeddings),
     ("openai.completions", Api::OpenAiCompletions),
     ("anthropic.messages", Api::AnthropicMessages),
+    ("gemini.generate_content", Api::GeminiGenerateContent),
+    ("bedrock.converse", Api::BedrockConverse),
+    ("bedrock.invoke", Api::BedrockInvoke),
+    ("cohere.chat", Api::CohereChat),
+    ("ollama.chat", Api::OllamaChat),
+    ("ollama.generate", Api::OllamaGenerate),
 ];
 
 /// The providers accepted in `routes[].provider`, by their `gen_ai.provider.name`.
-pub const PROVIDERS: &[Provider] = &[Provider::OpenAi, Provider::AzureOpenAi, Provider::Anthropic];
+pub const PROVIDERS: &[Provider] = Provider::ALL;
 
 /// The provider and operation an API implies when a route names only the API.
 pub fn api_defaults(api: Api) -> (Provider, Operation) {
@@ -170,6 +176,11 @@ pub fn api_defaults(api: Api) -> (Provider, Operation) {
         Api::OpenAiEmbeddings => (Provider::OpenAi, Operation::Embeddings),
         Api::OpenAiCompletions => (Provider::OpenAi, Operation::TextCompletion),
         Api::AnthropicMessages => (Provider::Anthropic, Operation::Chat),
+        Api::GeminiGenerateContent => (Provider::GcpGemini, Operation::Chat),
+        Api::BedrockConverse | Api::BedrockInvoke => (Provider::AwsBedrock, Operation::Chat),
+        Api::CohereChat => (Provider::Cohere, Operation::Chat),
+        Api::OllamaChat => (Provider::Ollama, Operation::Chat),
+        Api::OllamaGenerate => (Provider::Ollama, Operation::TextCompletion),
     }
 }
 

@@ -22,13 +22,19 @@ use crate::decode::{parse_content_encoding, DecodeError, Decoder};
 use crate::pricing::{PicoUsd, PriceTable, PricingContext, ServiceTier};
 use crate::retry::{self, RetrySource};
 use crate::providers::{self, Provider, RequestFacts, RequestScanner, ResponseFacts, ResponseOutcome, ResponseScanner, Route};
-use crate::usage::{NormalizedUsage, UsageSource};
+use crate::stream::usage_strip::UsageChunkStripper;
+use crate::usage::{NormalizedUsage, Usage, UsageSource};
 
 /// Header removed from metered requests so that upstreams answer uncompressed.
 pub const ACCEPT_ENCODING: &str = "accept-encoding";
 
 /// Longest Azure deployment name kept from a path.
 const MAX_DEPLOYMENT_LEN: usize = 256;
+
+/// Bytes per token assumed when usage must be estimated: the common rule of thumb for
+/// English text and JSON (about four bytes per token). Request bodies include their JSON
+/// framing, so the input estimate errs high, which is the safe side for budgets.
+pub const ESTIMATE_BYTES_PER_TOKEN: u64 = 4;
 
 /// What the shell can tell about the request head.
 pub trait RequestHead {
@@ -170,6 +176,8 @@ pub struct Exchange {
     attribution: Attribution,
     azure_deployment: Option<String>,
     deployment_model: Option<String>,
+    /// The model named by the path (Gemini, Vertex AI, Bedrock), for bodies that lack it.
+    path_model: Option<String>,
     request_body: Body,
     request_scanner: RequestScanner,
     request_facts: Option<RequestFacts>,
@@ -182,6 +190,10 @@ pub struct Exchange {
     response_streamed: bool,
     retry: Option<RetrySource>,
     record: Option<Record>,
+    /// The filter added `stream_options.include_usage`; the client did not ask for it.
+    usage_injected: bool,
+    /// Removes what the injection added from the bytes the client receives.
+    stripper: Option<UsageChunkStripper>,
 }
 
 impl Exchange {
@@ -207,6 +219,7 @@ impl Exchange {
             attribution: Attribution::resolve(&config.attribution, &|name| head.header(name), &|path| head.property(path)),
             azure_deployment,
             deployment_model,
+            path_model: providers::path_model(&path),
             request_body: Body::new(head.header("content-encoding"), config.max_decompressed_bytes),
             request_scanner: RequestScanner::new(route.api),
             request_facts: None,
@@ -218,6 +231,8 @@ impl Exchange {
             response_streamed: false,
             retry: retry::classify(&config.retry_rules, &|name| head.header(name)),
             record: None,
+            usage_injected: false,
+            stripper: None,
         };
         Some((exchange, edits))
     }
@@ -235,6 +250,38 @@ impl Exchange {
     /// Whether the request is a retry, from its headers (see `retry`).
     pub fn retry(&self) -> Option<RetrySource> {
         self.retry
+    }
+
+    /// Marks that the filter injected `stream_options.include_usage` into the request (the
+    /// client did not ask): the response's usage chunk and `"usage":null` members are then
+    /// removed from what the client receives (see [`Exchange::filter_response_body`]).
+    pub fn set_usage_injected(&mut self, injected: bool) {
+        self.usage_injected = injected;
+    }
+
+    /// Whether `stream_options.include_usage` was injected.
+    pub fn usage_injected(&self) -> bool {
+        self.usage_injected
+    }
+
+    /// True once response headers said the client's body bytes will be rewritten; the
+    /// shell must then drop the response's `content-length`.
+    pub fn rewrites_response_body(&self) -> bool {
+        self.stripper.is_some()
+    }
+
+    /// What the client should receive for this response chunk, when it differs from the
+    /// chunk (`None`: pass the chunk unchanged). Call after [`Exchange::on_response_body`]
+    /// with the same bytes, so that metering sees the original stream. Holds back at most the
+    /// current incomplete SSE event (bounded; see `stream::usage_strip`).
+    pub fn filter_response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Option<Vec<u8>> {
+        let stripper = self.stripper.as_mut()?;
+        let mut out = Vec::with_capacity(chunk.len());
+        stripper.feed(chunk, &mut out);
+        if end_of_stream {
+            stripper.finish(&mut out);
+        }
+        (out != chunk).then_some(out)
     }
 
     /// Records when the request started, so that the record carries a duration.
@@ -265,9 +312,24 @@ impl Exchange {
         // `text/event-stream` (SSE) and `application/vnd.amazon.eventstream` (Bedrock).
         self.response_streamed =
             content_type.as_deref().is_some_and(|ct| ct.to_ascii_lowercase().contains("event-stream"));
+        let mut scanner = ResponseScanner::new(self.route.api, content_type.as_deref());
+        if self.route.provider == Provider::AwsBedrock {
+            let count = |name: &str| header(name).and_then(|v| v.trim().parse::<u64>().ok());
+            scanner.set_header_usage(
+                count("x-amzn-bedrock-input-token-count"),
+                count("x-amzn-bedrock-output-token-count"),
+            );
+        }
+        let content_encoding = header("content-encoding");
+        // Strip only what can be rewritten byte for byte: an uncompressed OpenAI-style SSE
+        // stream. Anything else passes unchanged (fail open).
+        let is_sse = content_type.as_deref().is_some_and(|c| c.to_ascii_lowercase().contains("text/event-stream"));
+        let identity = content_encoding.as_deref().is_none_or(|e| e.trim().is_empty() || e.trim().eq_ignore_ascii_case("identity"));
+        self.stripper = (self.usage_injected && self.route.api.has_openai_usage_chunk() && is_sse && identity)
+            .then(UsageChunkStripper::default);
         self.response = Some(ResponseSide {
-            body: Body::new(header("content-encoding"), self.max_decompressed_bytes),
-            scanner: ResponseScanner::new(self.route.api, content_type.as_deref()),
+            body: Body::new(content_encoding, self.max_decompressed_bytes),
+            scanner,
             outcome: None,
         });
     }
@@ -323,20 +385,33 @@ impl Exchange {
         if let Some(r) = &self.record {
             return r.clone();
         }
-        let request = match self.request_facts.take() {
+        let mut request = match self.request_facts.take() {
             Some(f) => f,
             None => {
                 self.request_body.end();
                 self.request_scanner.finish()
             }
         };
+        if request.model.is_none() {
+            request.model = self.path_model.clone();
+        }
         let (outcome, decode_error) = match &mut self.response {
             Some(side) => (Some(side.finish()), side.body.error.clone()),
             None => (None, None),
         };
         let reported = outcome.as_ref().is_some_and(|o| o.usage.is_reported());
-        let usage = match (&outcome, reported) {
-            (Some(o), true) => o.usage.normalize(o.conventions),
+        let success = self.status.is_none_or(|s| (200..300).contains(&s));
+        // Not reported, but content was generated and read (a stream cut short, a server
+        // that ignores `include_usage`): estimate from the sizes seen.
+        let estimated = match &outcome {
+            Some(o) if !reported && success && decode_error.is_none() && o.facts.output_text_bytes > 0 => {
+                Some(estimate(request.body_bytes, o.facts.output_text_bytes))
+            }
+            _ => None,
+        };
+        let usage = match (&outcome, reported, &estimated) {
+            (Some(o), true, _) => o.usage.normalize(o.conventions),
+            (Some(o), false, Some(e)) => e.normalize(o.conventions),
             _ => NormalizedUsage::default(),
         };
         let usage_missing_reason = match (&outcome, reported) {
@@ -359,11 +434,16 @@ impl Exchange {
             .find_map(|model| self.prices.quote(model, &usage, context));
         let priced_model = priced.as_ref().map(|(name, _)| name.to_string());
         let cost = match priced {
-            Some((_, quote)) if reported => Some(quote.cost),
+            Some((_, quote)) if reported || estimated.is_some() => Some(quote.cost),
             _ => None,
         };
         let since_start = |t: Option<u64>| Some(t?.saturating_sub(self.started_unix_millis?));
         let streamed = request.stream || self.response_streamed;
+        let usage_source = match (reported, &estimated) {
+            (true, _) => UsageSource::Reported,
+            (false, Some(_)) => UsageSource::Estimated,
+            (false, None) => UsageSource::Missing,
+        };
         let record = Record {
             time_to_first_token_ms: if streamed { since_start(self.first_token_unix_millis) } else { None },
             time_to_response_headers_ms: since_start(self.response_headers_unix_millis),
@@ -374,7 +454,7 @@ impl Exchange {
             response,
             status: self.status,
             usage,
-            usage_source: if reported { UsageSource::Reported } else { UsageSource::Missing },
+            usage_source,
             usage_missing_reason,
             priced_model,
             cost,
@@ -389,6 +469,12 @@ impl Exchange {
         self.record = Some(record.clone());
         record
     }
+}
+
+/// Usage estimated from the request body size and the generated text seen, rounding up.
+fn estimate(request_bytes: u64, output_text_bytes: u64) -> Usage {
+    let tokens = |bytes: u64| bytes.div_ceil(ESTIMATE_BYTES_PER_TOKEN);
+    Usage { input_tokens: Some(tokens(request_bytes)), output_tokens: Some(tokens(output_text_bytes)), ..Usage::default() }
 }
 
 /// The deployment in an Azure OpenAI path, `/openai/deployments/{name}/...`.

@@ -95,6 +95,8 @@ pub const METRIC_COST_NANOUSD: &str = "tokenmeter_cost_nanousd_total";
 pub const METRIC_UNRECOGNIZED: &str = "tokenmeter_unrecognized_requests_total";
 pub const METRIC_USAGE_MISSING: &str = "tokenmeter_usage_missing_total";
 pub const METRIC_UNPRICED: &str = "tokenmeter_unpriced_requests_total";
+/// Requests whose usage was estimated (not reported by the provider).
+pub const METRIC_USAGE_ESTIMATED: &str = "tokenmeter_usage_estimated_total";
 pub const METRIC_LABEL_OVERFLOW: &str = "tokenmeter_label_overflow_total";
 pub const METRIC_RESPONSES: &str = "tokenmeter_responses_total";
 pub const METRIC_RETRIES: &str = "tokenmeter_retries_total";
@@ -440,6 +442,9 @@ fn plan_with(
     }
     if let Some(ms) = time_per_output_token_ms(record) {
         plan.push(histogram(stat_name(&op_tags, METRIC_TIME_PER_OUTPUT_TOKEN_MS), ms));
+    }
+    if record.usage_source == crate::usage::UsageSource::Estimated {
+        plan.extend(counter(stat_name(&short, METRIC_USAGE_ESTIMATED), 1));
     }
     plan
 }

@@ -73,6 +73,12 @@ impl Conventions {
         cache: CacheConvention::InputExcludesCache,
         reasoning: ReasoningConvention::OutputIncludesReasoning,
     };
+    /// Gemini: `promptTokenCount` includes cached content, `candidatesTokenCount` excludes
+    /// `thoughtsTokenCount`.
+    pub const GEMINI: Self = Self {
+        cache: CacheConvention::InputIncludesCache,
+        reasoning: ReasoningConvention::OutputExcludesReasoning,
+    };
 }
 
 /// Usage in the OpenTelemetry GenAI meaning. Counts the provider did not report are 0;

@@ -6,7 +6,8 @@
 //! `message_start` carries the message (usage under `message.usage`) and `message_delta`
 //! carries cumulative totals at the root; the later value replaces the earlier one, so the
 //! two are merged and never summed. The stop reason arrives in `message_delta` as
-//! `delta.stop_reason`.
+//! `delta.stop_reason`. Vertex AI `rawPredict`/`streamRawPredict` and Bedrock `InvokeModel*`
+//! for Claude carry the same bodies.
 
 use crate::json::Step::{AnyIndex as Any, Key as K};
 
@@ -110,4 +111,28 @@ pub(crate) static MESSAGES: &[Rule] = &[
     rule(&[K("message"), K("model")], T::Model),
     rule(&[K("message"), K("id")], T::Id),
     rule(&[K("message"), K("stop_reason")], T::FinishReason),
+    // Bedrock InvokeModelWithResponseStream appends its own totals to the last event
+    // (`message_stop`); same meaning as Anthropic's counters, and they arrive last.
+    rule(
+        &[K("amazon-bedrock-invocationMetrics"), K("inputTokenCount")],
+        T::Input,
+    ),
+    rule(
+        &[K("amazon-bedrock-invocationMetrics"), K("outputTokenCount")],
+        T::Output,
+    ),
+    rule(
+        &[
+            K("amazon-bedrock-invocationMetrics"),
+            K("cacheReadInputTokenCount"),
+        ],
+        T::CacheRead,
+    ),
+    rule(
+        &[
+            K("amazon-bedrock-invocationMetrics"),
+            K("cacheWriteInputTokenCount"),
+        ],
+        T::CacheCreation,
+    ),
 ];

@@ -3,7 +3,13 @@
 //! Matching is by path suffix so that OpenAI-compatible servers mounted under a prefix
 //! (`/api/v1/chat/completions`) and clients that omit `/v1` are both recognised; the query
 //! string is ignored. Azure is recognised by its deployment paths, its `/openai/` prefix or
-//! its authority.
+//! its authority. Gemini and Vertex AI are recognised by `models/{model}:method` paths,
+//! Bedrock by `/model/{modelId}/{operation}`, Cohere by `/v2/chat`, Ollama by `/api/chat`
+//! and `/api/generate`. OpenAI-compatible vendors share OpenAI's paths and are told apart by
+//! their authority (`api.groq.com`, `api.deepseek.com`, ...); a server with no well-known
+//! host (vLLM, a self-hosted Ollama `/v1`) needs a `routes` override in the configuration.
+//! The model of Gemini, Vertex and Bedrock requests is in the path, not the body:
+//! [`path_model`] reads it.
 
 use super::{azure, Api, Operation, Provider, Route};
 
@@ -37,17 +43,179 @@ fn api_of(path: &str) -> Option<Api> {
 /// The operation an API performs (`gen_ai.operation.name`).
 pub fn operation(api: Api) -> Operation {
     match api {
-        Api::OpenAiChatCompletions | Api::OpenAiResponses | Api::AnthropicMessages => {
-            Operation::Chat
-        }
-        Api::OpenAiCompletions => Operation::TextCompletion,
+        Api::OpenAiChatCompletions
+        | Api::OpenAiResponses
+        | Api::AnthropicMessages
+        | Api::GeminiGenerateContent
+        | Api::BedrockConverse
+        | Api::BedrockInvoke
+        | Api::CohereChat
+        | Api::OllamaChat => Operation::Chat,
+        Api::OpenAiCompletions | Api::OllamaGenerate => Operation::TextCompletion,
         Api::OpenAiEmbeddings => Operation::Embeddings,
     }
+}
+
+/// Longest model id kept from a path.
+const MAX_PATH_MODEL_LEN: usize = 256;
+
+/// The host of an authority, lowercase, without port.
+fn host(authority: &str) -> String {
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or(authority)
+    } else {
+        authority.split(':').next().unwrap_or(authority)
+    };
+    host.to_ascii_lowercase()
+}
+
+/// OpenAI-compatible vendors by their API host.
+fn compatible_vendor(host: &str) -> Option<Provider> {
+    Some(match host {
+        "api.groq.com" => Provider::Groq,
+        "api.deepseek.com" => Provider::DeepSeek,
+        "api.mistral.ai" => Provider::MistralAi,
+        "api.x.ai" => Provider::XAi,
+        "openrouter.ai" => Provider::OpenRouter,
+        "api.cohere.com" | "api.cohere.ai" => Provider::Cohere,
+        _ => return None,
+    })
+}
+
+/// `.../models/{model}:{method}` (Gemini API and Vertex AI): the model and the method.
+fn gemini_method(path: &str) -> Option<(&str, &str)> {
+    let at = path.rfind("/models/")?;
+    let rest = path.get(at + "/models/".len()..)?;
+    let (model, method) = rest.split_once(':')?;
+    (!model.is_empty() && !model.contains('/')).then_some((model, method))
+}
+
+/// `/model/{modelId}/{operation}` (Bedrock runtime): the model id and the operation.
+fn bedrock_operation(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("/model/")?;
+    let (model, op) = rest.rsplit_once('/')?;
+    (!model.is_empty()).then_some((model, op))
+}
+
+/// Google and Bedrock routes, whose model and method are in the path.
+fn detect_model_path(path: &str, host: &str) -> Option<Route> {
+    if let Some((_, method)) = gemini_method(path) {
+        let vertex = path.contains("/projects/") || host.ends_with("aiplatform.googleapis.com");
+        let (provider, api) = match method {
+            "generateContent" | "streamGenerateContent" if vertex => {
+                (Provider::GcpVertexAi, Api::GeminiGenerateContent)
+            }
+            "generateContent" | "streamGenerateContent" => {
+                (Provider::GcpGemini, Api::GeminiGenerateContent)
+            }
+            "rawPredict" | "streamRawPredict" if path.contains("/publishers/anthropic/") => {
+                (Provider::GcpVertexAi, Api::AnthropicMessages)
+            }
+            _ => return None,
+        };
+        return Some(Route {
+            provider,
+            operation: Operation::Chat,
+            api,
+        });
+    }
+    let (_, op) = bedrock_operation(path)?;
+    let api = match op {
+        "converse" | "converse-stream" => Api::BedrockConverse,
+        "invoke" | "invoke-with-response-stream" => Api::BedrockInvoke,
+        _ => return None,
+    };
+    Some(Route {
+        provider: Provider::AwsBedrock,
+        operation: Operation::Chat,
+        api,
+    })
+}
+
+/// The model named by the path, percent-decoded: Gemini / Vertex `models/{model}:method`
+/// and Bedrock `/model/{modelId}/...` (ids and ARNs such as
+/// `us.anthropic.claude-sonnet-4-20250514-v1:0`). `None` for other paths.
+pub fn path_model(path: &str) -> Option<String> {
+    let path = strip_query(path);
+    let raw = match gemini_method(path) {
+        Some((model, _)) => model,
+        None => bedrock_operation(path)?.0,
+    };
+    if raw.len() > MAX_PATH_MODEL_LEN {
+        return None;
+    }
+    let decoded = percent_decode(raw);
+    // An ARN's last segment is the model or inference profile id, which is what is priced.
+    let model = decoded.rsplit('/').next().unwrap_or(&decoded);
+    // Vertex names versions `claude-sonnet-4@20250514`.
+    let model = model.split('@').next().unwrap_or(model);
+    (!model.is_empty()).then(|| crate::attribution::log_safe(model))
+}
+
+/// `%XX` escapes to bytes; malformed escapes are kept as written.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Detects the API from the request path (query string allowed) and authority.
 /// `None` means "not LLM traffic we know": it passes through untouched.
 pub fn detect(path: &str, authority: &str) -> Option<Route> {
+    let host = host(authority);
+    if let Some(route) = detect_model_path(strip_query(path), &host) {
+        return Some(route);
+    }
+    if let Some(route) = detect_native(strip_query(path)) {
+        return Some(route);
+    }
+    if let Some(provider) = compatible_vendor(&host) {
+        let api = api_of(strip_query(path))?;
+        return Some(Route {
+            provider,
+            operation: operation(api),
+            api,
+        });
+    }
+    detect_openai_or_anthropic(path, authority)
+}
+
+/// Cohere v2 chat and Ollama's native API, by path.
+fn detect_native(path: &str) -> Option<Route> {
+    let (provider, api) = if path.ends_with("/v2/chat") {
+        (Provider::Cohere, Api::CohereChat)
+    } else if path == "/api/chat" {
+        (Provider::Ollama, Api::OllamaChat)
+    } else if path == "/api/generate" {
+        (Provider::Ollama, Api::OllamaGenerate)
+    } else {
+        return None;
+    };
+    Some(Route {
+        provider,
+        operation: operation(api),
+        api,
+    })
+}
+
+fn detect_openai_or_anthropic(path: &str, authority: &str) -> Option<Route> {
     if let Some(api) = azure::deployment_api(path) {
         return Some(Route {
             provider: Provider::AzureOpenAi,

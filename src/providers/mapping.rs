@@ -22,6 +22,8 @@ pub(crate) enum Target {
     CacheCreation5m,
     CacheCreation1h,
     Reasoning,
+    /// Gemini `toolUsePromptTokenCount`: input billed apart from the prompt count.
+    ToolUsePrompt,
     WebSearch,
     WebFetch,
     Model,
@@ -180,6 +182,7 @@ impl Extractor {
             Target::CacheCreation5m => &mut u.cache_creation_5m_tokens,
             Target::CacheCreation1h => &mut u.cache_creation_1h_tokens,
             Target::Reasoning => &mut u.reasoning_tokens,
+            Target::ToolUsePrompt => &mut u.tool_use_prompt_tokens,
             Target::WebSearch => &mut u.web_search_requests,
             Target::WebFetch => &mut u.web_fetch_requests,
             _ => return None,
@@ -291,7 +294,7 @@ mod tests {
         clippy::indexing_slicing
     )]
     use super::*;
-    use crate::providers::{anthropic, openai};
+    use crate::providers::{anthropic, bedrock, cohere, gemini, ollama, openai};
 
     #[test]
     fn every_table_fits_the_interest_word() {
@@ -301,6 +304,10 @@ mod tests {
             openai::EMBEDDINGS,
             openai::RESPONSES,
             anthropic::MESSAGES,
+            gemini::GENERATE_CONTENT,
+            bedrock::CONVERSE,
+            cohere::CHAT,
+            ollama::NATIVE,
         ] {
             assert!(table.len() <= MAX_RULES);
             assert!(table
@@ -315,6 +322,10 @@ mod tests {
             openai::CHAT_COMPLETIONS,
             openai::RESPONSES,
             anthropic::MESSAGES,
+            gemini::GENERATE_CONTENT,
+            bedrock::CONVERSE,
+            cohere::CHAT,
+            ollama::NATIVE,
         ] {
             for (i, a) in table.iter().enumerate() {
                 for b in table.iter().skip(i + 1) {

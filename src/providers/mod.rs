@@ -5,40 +5,90 @@
 //! does not grow with the body: the JSON scanner ([`crate::json`]) reports scalars by path,
 //! SSE framing ([`crate::stream::sse`]) streams each event's data into it, and each provider
 //! module is only a table from JSON paths to [`Usage`] fields and response facts
-//! (`openai`, `anthropic`; `azure` adds Azure's URLs to OpenAI's bodies). Counters are
+//! (`openai` with the OpenAI-compatible quirks, `anthropic`, `gemini`, `bedrock`, `cohere`,
+//! `ollama`; `azure` adds Azure's URLs to OpenAI's bodies). Bedrock's eventstream, Gemini's
+//! streamed JSON array and Ollama's NDJSON are framed by [`crate::stream`]. Counters are
 //! recorded as the provider reported them, with the provider's [`Conventions`];
 //! normalisation happens once, in [`Usage::normalize`].
 
 mod anthropic;
 pub mod azure;
+mod bedrock;
+mod cohere;
 mod detect;
+mod gemini;
 mod mapping;
+mod ollama;
 mod openai;
 mod request;
 mod response;
 
-pub use detect::{detect, operation};
+pub use detect::{detect, operation, path_model};
 pub use request::RequestScanner;
 pub use response::ResponseScanner;
 
 use crate::json::JsonError;
+use crate::stream::eventstream::FrameError;
 use crate::stream::SseError;
 use crate::usage::{Conventions, Usage};
 
 /// `gen_ai.provider.name`, OpenTelemetry well-known values where they exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// `openrouter`, `vllm` and `ollama` have no OpenTelemetry well-known value (as of semconv
+/// 1.37); they are named after the project, lowercase, as OpenTelemetry advises for others.
 pub enum Provider {
     OpenAi,
     AzureOpenAi,
     Anthropic,
+    GcpGemini,
+    GcpVertexAi,
+    AwsBedrock,
+    Cohere,
+    MistralAi,
+    Groq,
+    DeepSeek,
+    XAi,
+    OpenRouter,
+    Vllm,
+    Ollama,
 }
 
 impl Provider {
+    /// Every provider, for configuration names.
+    pub const ALL: &'static [Provider] = &[
+        Provider::OpenAi,
+        Provider::AzureOpenAi,
+        Provider::Anthropic,
+        Provider::GcpGemini,
+        Provider::GcpVertexAi,
+        Provider::AwsBedrock,
+        Provider::Cohere,
+        Provider::MistralAi,
+        Provider::Groq,
+        Provider::DeepSeek,
+        Provider::XAi,
+        Provider::OpenRouter,
+        Provider::Vllm,
+        Provider::Ollama,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Provider::OpenAi => "openai",
             Provider::AzureOpenAi => "azure.ai.openai",
             Provider::Anthropic => "anthropic",
+            Provider::GcpGemini => "gcp.gemini",
+            Provider::GcpVertexAi => "gcp.vertex_ai",
+            Provider::AwsBedrock => "aws.bedrock",
+            Provider::Cohere => "cohere",
+            Provider::MistralAi => "mistral_ai",
+            Provider::Groq => "groq",
+            Provider::DeepSeek => "deepseek",
+            Provider::XAi => "x_ai",
+            Provider::OpenRouter => "openrouter",
+            Provider::Vllm => "vllm",
+            Provider::Ollama => "ollama",
         }
     }
 }
@@ -69,15 +119,35 @@ pub enum Api {
     OpenAiEmbeddings,
     OpenAiCompletions,
     AnthropicMessages,
+    /// Gemini `generateContent` / `streamGenerateContent` (Google AI and Vertex AI).
+    GeminiGenerateContent,
+    /// Bedrock `Converse` / `ConverseStream`.
+    BedrockConverse,
+    /// Bedrock `InvokeModel` / `InvokeModelWithResponseStream` (Anthropic bodies).
+    BedrockInvoke,
+    /// Cohere v2 `/v2/chat`.
+    CohereChat,
+    /// Ollama native `/api/chat`.
+    OllamaChat,
+    /// Ollama native `/api/generate`.
+    OllamaGenerate,
 }
 
 impl Api {
     /// What this API's counters mean; see [`Usage::normalize`].
     pub fn conventions(self) -> Conventions {
         match self {
-            Api::AnthropicMessages => Conventions::ANTHROPIC,
+            Api::AnthropicMessages | Api::BedrockConverse | Api::BedrockInvoke => {
+                Conventions::ANTHROPIC
+            }
+            Api::GeminiGenerateContent => Conventions::GEMINI,
             _ => Conventions::OPENAI,
         }
+    }
+
+    /// OpenAI-style streams whose usage chunk `stream_options.include_usage` controls.
+    pub fn has_openai_usage_chunk(self) -> bool {
+        matches!(self, Api::OpenAiChatCompletions | Api::OpenAiCompletions)
     }
 }
 
@@ -91,12 +161,16 @@ pub struct Route {
 }
 
 /// Why a body could not be read. One enum for the extraction layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExtractError {
     #[error("body is not valid JSON: {0}")]
     Json(#[from] JsonError),
     #[error("event stream framing: {0}")]
     Sse(#[from] SseError),
+    #[error("stream framing: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the stream carried an error message")]
+    StreamException,
     #[error("body was empty")]
     Empty,
 }
@@ -149,6 +223,10 @@ fn response_rules(api: Api) -> &'static [mapping::Rule] {
         Api::OpenAiResponses => openai::RESPONSES,
         Api::OpenAiEmbeddings => openai::EMBEDDINGS,
         Api::OpenAiCompletions => openai::COMPLETIONS,
-        Api::AnthropicMessages => anthropic::MESSAGES,
+        Api::AnthropicMessages | Api::BedrockInvoke => anthropic::MESSAGES,
+        Api::GeminiGenerateContent => gemini::GENERATE_CONTENT,
+        Api::BedrockConverse => bedrock::CONVERSE,
+        Api::CohereChat => cohere::CHAT,
+        Api::OllamaChat | Api::OllamaGenerate => ollama::NATIVE,
     }
 }

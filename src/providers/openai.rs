@@ -9,6 +9,11 @@
 //! `response.completed` / `response.incomplete` / `response.failed` event; the same paths
 //! therefore serve the JSON body and every SSE event. Responses API web searches are billed
 //! per call: the `web_search_call` items of the response object are counted.
+//!
+//! OpenAI-compatible servers (Mistral, Groq, DeepSeek, xAI, OpenRouter, vLLM, Ollama `/v1`)
+//! use these tables; their quirks are extra rules in [`CHAT_COMPLETIONS`]: DeepSeek's
+//! `prompt_cache_hit_tokens` (a subset of `prompt_tokens`, like `cached_tokens`) and Groq's
+//! `x_groq.usage`.
 
 use crate::json::Step::{AnyIndex as Any, Key as K};
 
@@ -38,6 +43,14 @@ pub(crate) static CHAT_COMPLETIONS: &[Rule] = &[
             K("reasoning_tokens"),
         ],
         T::Reasoning,
+    ),
+    // DeepSeek: cache hits are reported here (and in newer versions also as cached_tokens).
+    rule(&[K("usage"), K("prompt_cache_hit_tokens")], T::CacheRead),
+    // Groq: usage in the last stream chunk under `x_groq` (besides `usage` when asked for).
+    rule(&[K("x_groq"), K("usage"), K("prompt_tokens")], T::Input),
+    rule(
+        &[K("x_groq"), K("usage"), K("completion_tokens")],
+        T::Output,
     ),
     rule(&[K("model")], T::Model),
     rule(&[K("id")], T::Id),

@@ -1,13 +1,24 @@
-//! The response side: picks JSON or SSE framing, streams the body through the JSON scanner
-//! and the API's rule table, and says at the end what was read and whether it could be.
+//! The response side: picks the framing, streams the body through the JSON scanner and the
+//! API's rule table, and says at the end what was read and whether it could be.
 //!
-//! Framing follows the content type (`text/event-stream` is SSE, anything else JSON); when
-//! the content type is missing the first non-whitespace byte decides (`{`/`[` JSON, else
-//! SSE). In SSE mode each event's data is one JSON document: the scanner is reset between
-//! events, a broken event is counted and skipped, and `[DONE]` never reaches it.
+//! Framing follows the content type: `text/event-stream` is SSE,
+//! `application/vnd.amazon.eventstream` is Bedrock's binary eventstream, `*ndjson` is
+//! NDJSON (Ollama), and anything else JSON -- for Gemini a streamed JSON array, cut into
+//! elements (a single object is one element). When the content type is missing the first
+//! non-whitespace byte decides (`{`/`[` JSON, else SSE). In every streamed mode each event's
+//! data is one JSON document: the scanner is reset between events, a broken event is counted
+//! and skipped, and `[DONE]` never reaches it. `InvokeModelWithResponseStream` `chunk`
+//! events are unwrapped (base64) before scanning; the buffer for that is bounded by the
+//! eventstream frame cap.
 
 use crate::json::{JsonError, Scanner};
+use crate::stream::eventstream::{
+    decode_invoke_chunk, EventStreamDecoder, FrameError, MessageKind,
+};
+use crate::stream::json_array::JsonArrayFramer;
+use crate::stream::ndjson::{NdjsonFramer, Segment};
 use crate::stream::{SseFramer, SseSink};
+use crate::usage::Usage;
 
 use super::mapping::Extractor;
 use super::{response_rules, Api, ExtractError, ResponseOutcome};
@@ -18,6 +29,9 @@ enum Framing {
     Sniff,
     Json,
     Sse,
+    EventStream,
+    JsonArray,
+    Ndjson,
 }
 
 /// Per-stream event bookkeeping.
@@ -42,16 +56,7 @@ impl SseSink for EventSink<'_> {
     }
 
     fn event_end(&mut self, _name: &[u8]) {
-        match self.json.finish(self.extractor) {
-            Ok(()) => self.stats.parsed = self.stats.parsed.saturating_add(1),
-            // `data:` with nothing in it (a keep-alive) is not a broken event.
-            Err(JsonError::Empty) => {}
-            Err(error) => {
-                self.stats.failed = self.stats.failed.saturating_add(1);
-                self.stats.first_error.get_or_insert(error);
-            }
-        }
-        self.json.reset();
+        end_event(self.json, self.extractor, self.stats);
     }
 
     fn done(&mut self) {
@@ -59,33 +64,96 @@ impl SseSink for EventSink<'_> {
     }
 }
 
-/// Incremental scanner of a (decompressed) response body: JSON or SSE by content type.
+/// Ends one streamed event's JSON document: counts it and resets the scanner.
+fn end_event(json: &mut Scanner, extractor: &mut Extractor, stats: &mut EventStats) {
+    match json.finish(extractor) {
+        Ok(()) => stats.parsed = stats.parsed.saturating_add(1),
+        // `data:` with nothing in it (a keep-alive) is not a broken event.
+        Err(JsonError::Empty) => {}
+        Err(error) => {
+            stats.failed = stats.failed.saturating_add(1);
+            stats.first_error.get_or_insert(error);
+        }
+    }
+    json.reset();
+}
+
+/// Framers of the streamed formats other than SSE, created when the content type says so.
+#[derive(Debug, Default)]
+struct Framers {
+    eventstream: Option<EventStreamDecoder>,
+    json_array: Option<JsonArrayFramer>,
+    ndjson: Option<NdjsonFramer>,
+    /// Reused buffer for unwrapped `InvokeModelWithResponseStream` chunks.
+    invoke_chunk: Vec<u8>,
+    /// First framing fault of the non-SSE framers.
+    error: Option<FrameError>,
+    /// An eventstream `exception`/`error` message arrived.
+    exception: bool,
+}
+
+/// Incremental scanner of a (decompressed) response body, framed by content type.
 pub struct ResponseScanner {
     api: Api,
     framing: Framing,
     json: Scanner,
     sse: SseFramer,
+    framers: Framers,
     extractor: Extractor,
     stats: EventStats,
+    /// Usage from response headers (Bedrock `x-amzn-bedrock-*-token-count`), used when the
+    /// body reports none.
+    header_usage: Usage,
     outcome: Option<ResponseOutcome>,
 }
 
 impl ResponseScanner {
     pub fn new(api: Api, content_type: Option<&str>) -> Self {
-        let framing = match content_type.map(str::trim) {
+        let ct = content_type.map(|c| c.trim().to_ascii_lowercase());
+        let framing = match ct.as_deref() {
             None | Some("") => Framing::Sniff,
-            Some(ct) if ct.to_ascii_lowercase().contains("text/event-stream") => Framing::Sse,
+            Some(ct) if ct.contains("text/event-stream") => Framing::Sse,
+            Some(ct) if ct.contains("vnd.amazon.eventstream") => Framing::EventStream,
+            Some(ct) if ct.contains("ndjson") => Framing::Ndjson,
             Some(_) => Framing::Json,
         };
-        Self {
+        let mut scanner = Self {
             api,
-            framing,
+            framing: Framing::Sniff,
             json: Scanner::new(),
             sse: SseFramer::new(),
+            framers: Framers::default(),
             extractor: Extractor::new(response_rules(api)),
             stats: EventStats::default(),
+            header_usage: Usage::default(),
             outcome: None,
+        };
+        scanner.set_framing(framing);
+        scanner
+    }
+
+    fn set_framing(&mut self, framing: Framing) {
+        // Gemini's default stream is a JSON array of response objects; the array framer also
+        // takes a single object, so every Gemini JSON body goes through it.
+        let framing = match framing {
+            Framing::Json if self.api == Api::GeminiGenerateContent => Framing::JsonArray,
+            other => other,
+        };
+        match framing {
+            Framing::EventStream => self.framers.eventstream = Some(EventStreamDecoder::new()),
+            Framing::JsonArray => self.framers.json_array = Some(JsonArrayFramer::new()),
+            Framing::Ndjson => self.framers.ndjson = Some(NdjsonFramer::new()),
+            _ => {}
         }
+        self.framing = framing;
+    }
+
+    /// Token counts from response headers, used only when the body reports no usage
+    /// (Bedrock `InvokeModel` puts them in `x-amzn-bedrock-input-token-count` and
+    /// `x-amzn-bedrock-output-token-count`).
+    pub fn set_header_usage(&mut self, input: Option<u64>, output: Option<u64>) {
+        self.header_usage.input_tokens = input;
+        self.header_usage.output_tokens = output;
     }
 
     /// Scans one chunk. Never fails: faults are recorded and reported by `finish`.
@@ -99,10 +167,11 @@ impl ResponseScanner {
                 return;
             };
             chunk = chunk.get(first..).unwrap_or(&[]);
-            self.framing = match chunk.first() {
+            let framing = match chunk.first() {
                 Some(b'{' | b'[') => Framing::Json,
                 _ => Framing::Sse,
             };
+            self.set_framing(framing);
         }
         match self.framing {
             Framing::Json => {
@@ -117,6 +186,8 @@ impl ResponseScanner {
                 };
                 self.sse.feed(chunk, &mut sink);
             }
+            Framing::EventStream => self.feed_eventstream(chunk),
+            Framing::JsonArray | Framing::Ndjson => self.feed_segments(chunk),
             Framing::Sniff => {}
         }
     }
@@ -126,6 +197,86 @@ impl ResponseScanner {
     /// measures. Role-only and empty deltas do not count.
     pub fn output_text_bytes(&self) -> u64 {
         self.extractor.facts.output_text_bytes
+    }
+
+    /// NDJSON records or JSON-array elements, each one JSON document.
+    fn feed_segments(&mut self, chunk: &[u8]) {
+        let Self {
+            json,
+            framers,
+            extractor,
+            stats,
+            ..
+        } = self;
+        let mut on_segment = |seg: Segment<'_>| match seg {
+            Segment::Data(d) => {
+                // A failure sticks in the scanner until the record ends; counted there.
+                let _sticky = json.feed(d, extractor);
+            }
+            Segment::End => end_event(json, extractor, stats),
+        };
+        if let Some(f) = framers.ndjson.as_mut() {
+            for seg in f.feed(chunk) {
+                on_segment(seg);
+            }
+        } else if let Some(f) = framers.json_array.as_mut() {
+            for seg in f.feed(chunk) {
+                match seg {
+                    Ok(seg) => on_segment(seg),
+                    Err(e) => {
+                        framers.error.get_or_insert(e);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bedrock eventstream frames: each event payload is one JSON document; `chunk` events
+    /// (`InvokeModelWithResponseStream`) wrap the provider's event in base64.
+    fn feed_eventstream(&mut self, chunk: &[u8]) {
+        let Self {
+            json,
+            framers,
+            extractor,
+            stats,
+            ..
+        } = self;
+        let Some(decoder) = framers.eventstream.as_mut() else {
+            return;
+        };
+        let mut rest = chunk;
+        loop {
+            let message = match decoder.decode(&mut rest) {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    framers.error.get_or_insert(e);
+                    break;
+                }
+            };
+            match message.kind() {
+                MessageKind::Event | MessageKind::Unknown => {}
+                MessageKind::Exception | MessageKind::Error => {
+                    framers.exception = true;
+                    continue;
+                }
+            }
+            let payload = if message.event_type() == Some("chunk") {
+                match decode_invoke_chunk(message.payload(), &mut framers.invoke_chunk) {
+                    Ok(()) => framers.invoke_chunk.as_slice(),
+                    Err(e) => {
+                        stats.failed = stats.failed.saturating_add(1);
+                        framers.error.get_or_insert(e);
+                        continue;
+                    }
+                }
+            } else {
+                message.payload()
+            };
+            let _sticky = json.feed(payload, extractor);
+            end_event(json, extractor, stats);
+        }
     }
 
     /// Bytes this scanner holds, inline and on the heap: fixed at construction plus the
@@ -142,7 +293,15 @@ impl ResponseScanner {
         .iter()
         .map(|s| s.as_ref().map_or(0, String::capacity))
         .sum::<usize>();
-        std::mem::size_of::<Self>() + self.json.heap_bytes() + self.extractor.heap_bytes() + labels
+        // Bedrock's frame buffer is bounded by the eventstream frame cap, the unwrapped
+        // chunk buffer by 3/4 of it.
+        let framers = self.framers.eventstream.as_ref().map_or(0, |d| d.buffer_capacity())
+            + self.framers.invoke_chunk.capacity();
+        std::mem::size_of::<Self>()
+            + self.json.heap_bytes()
+            + self.extractor.heap_bytes()
+            + labels
+            + framers
     }
 
     /// Ends the body and reports. Later calls return the same outcome.
@@ -174,8 +333,41 @@ impl ResponseScanner {
                 // ones does not make the usage of the others unreadable.
                 (error, self.stats.parsed > 0 && self.stats.failed == 0)
             }
+            Framing::EventStream | Framing::JsonArray | Framing::Ndjson => {
+                let framing = match (
+                    &self.framers.eventstream,
+                    &self.framers.json_array,
+                    &mut self.framers.ndjson,
+                ) {
+                    (Some(d), _, _) => d.finish().err(),
+                    (_, Some(f), _) => f.finish().err(),
+                    (_, _, Some(f)) => {
+                        // A last record without its newline is still a record.
+                        if let Some(Segment::End) = f.finish() {
+                            end_event(&mut self.json, &mut self.extractor, &mut self.stats);
+                        }
+                        None
+                    }
+                    _ => None,
+                };
+                let framing = self.framers.error.clone().or(framing);
+                let error = self
+                    .stats
+                    .first_error
+                    .map(ExtractError::Json)
+                    .or(framing.map(ExtractError::Frame))
+                    .or(self
+                        .framers
+                        .exception
+                        .then_some(ExtractError::StreamException))
+                    .or((self.stats.parsed == 0).then_some(ExtractError::Empty));
+                (error, self.stats.parsed > 0 && self.stats.failed == 0)
+            }
         };
-        let usage = self.extractor.usage.clone();
+        let mut usage = self.extractor.usage.clone();
+        if !usage.is_reported() && self.header_usage.is_reported() {
+            usage = self.header_usage.clone();
+        }
         let outcome = ResponseOutcome {
             unreadable: !readable && !usage.is_reported(),
             usage,

@@ -306,14 +306,33 @@ impl HttpContext for Http {
             .and_then(|s| s.trim().parse::<u16>().ok());
         let header = move |name: &str| header_value(context_id, MapType::HttpResponseHeaders, name);
         let now = self.now();
+        let mut rewrites = false;
+        #[cfg(feature = "test-panic")]
+        let test_injected = header_value(context_id, MapType::HttpResponseHeaders, "x-tokenmeter-test-usage-injected")
+            .is_some_and(|v| v == "1");
         if let Some(exchange) = self.exchange.as_mut() {
+            // Test builds only: lets the end-to-end suite exercise the response-side stripping
+            // with a client that sent include_usage itself, independently of the injection.
+            // A response header (the mock echoes it): request headers cannot be read in the
+            // response phase (the SDK panics on the host's status).
+            #[cfg(feature = "test-panic")]
+            if test_injected {
+                exchange.set_usage_injected(true);
+            }
             // Timed, for the stream timing histograms; without a clock, untimed.
             match now {
                 Some(now) => exchange.on_response_headers_at(status, &header, now),
                 None => exchange.on_response_headers(status, &header),
             }
+            rewrites = exchange.rewrites_response_body();
             if end_of_stream {
                 exchange.on_response_body(&[], true);
+            }
+        }
+        // The body the client gets is shorter than the upstream's: its length no longer holds.
+        if rewrites {
+            if let Err(status) = hostcalls::remove_map_value(MapType::HttpResponseHeaders, "content-length") {
+                self.log(LogLevel::Warn, &format!("cannot remove content-length: {status:?}"));
             }
         }
         if end_of_stream {
@@ -328,10 +347,19 @@ impl HttpContext for Http {
         }
         let chunk = self.read_body(BufferType::HttpResponseBody, body_size);
         let now = self.now();
+        let mut replacement = None;
         if let Some(exchange) = self.exchange.as_mut() {
             match now {
                 Some(now) => exchange.on_response_body_at(&chunk, end_of_stream, now),
                 None => exchange.on_response_body(&chunk, end_of_stream),
+            }
+            replacement = exchange.filter_response_body(&chunk, end_of_stream);
+        }
+        // The client gets the stream without what the include_usage injection added. On
+        // failure the original bytes flow (fail open) and the failure is logged.
+        if let Some(bytes) = replacement {
+            if let Err(status) = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &bytes) {
+                self.log(LogLevel::Warn, &format!("cannot rewrite the response body: {status:?}"));
             }
         }
         if end_of_stream {

@@ -10,5 +10,6 @@ pub mod eventstream;
 pub mod json_array;
 pub mod ndjson;
 pub mod sse;
+pub mod usage_strip;
 
 pub use sse::{SseError, SseFramer, SseSink};

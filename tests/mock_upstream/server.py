@@ -8,7 +8,15 @@ recorded in ../shared/fixtures, so the filter is exercised on real bytes:
   POST /v1/responses          OpenAI Responses API, JSON or SSE
   POST /v1/embeddings         OpenAI embeddings
   POST /v1/messages           Anthropic Messages, JSON or SSE
+  POST .../models/{m}:generateContent          Gemini JSON (tests/fixtures/gemini/basic.json)
+  POST .../models/{m}:streamGenerateContent    Gemini stream: SSE with ?alt=sse, else the
+                              default streamed JSON array (application/json, chunked)
+  POST /model/{id}/converse   Bedrock Converse JSON (tests/fixtures/bedrock/basic.json)
+  POST /model/{id}/converse-stream  Bedrock ConverseStream, application/vnd.amazon.eventstream
+                              (tests/fixtures/bedrock/basic.bin, chunked at odd offsets)
   anything else               200 text/plain, so that non-LLM traffic can be checked
+
+Fixture names starting with `repo:` are read from this repository's tests/fixtures.
 
 Test headers (never sent by real clients):
   x-mock-gzip: 1              gzip the body (Content-Encoding: gzip; a stream is compressed
@@ -17,9 +25,14 @@ Test headers (never sent by real clients):
   x-mock-delay-ms: <n>        delay between streamed chunks (default 10)
   x-mock-chunks: <n>          number of pieces a stream is cut into (default 5); cuts fall at
                               arbitrary byte offsets, not at event boundaries, as on the wire
+  x-tokenmeter-test-*: <v>    echoed as a response header on streams (test-build filter hooks)
+  x-mock-openai-usage: derive chat streams behave exactly like OpenAI on include_usage: one
+                              recording (made with include_usage) is served as recorded when
+                              the request asks for usage, and without the usage chunk and the
+                              `"usage":null` members when it does not (see without_usage)
 
-GET /__mock/last-request returns the method, path and headers of the last LLM request, so a
-test can see what the filter sent upstream.
+GET /__mock/last-request returns the method, path and headers of the last LLM request (and
+its `stream_options.include_usage`), so a test can see what the filter sent upstream.
 
 Run: python tests/mock_upstream/server.py --port 18080 [--fixtures DIR]
 Standard library only (plus PyYAML for the cassette files).
@@ -40,6 +53,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FIXTURES = REPO.parent / "shared" / "fixtures"
+REPO_FIXTURES = REPO / "tests" / "fixtures"
+EVENTSTREAM = "application/vnd.amazon.eventstream"
+# The OpenAI recording made with include_usage, served by `x-mock-openai-usage: derive`.
+OPENAI_USAGE_STREAM = "agentgateway/completions/stream.json"
 
 
 def _cassette_body(path: Path) -> bytes:
@@ -50,10 +67,46 @@ def _cassette_body(path: Path) -> bytes:
 
 
 def load_fixture(fixtures: Path, rel: str) -> bytes:
-    path = fixtures / rel
+    path = REPO_FIXTURES / rel[5:] if rel.startswith("repo:") else fixtures / rel
     if path.suffix == ".yaml":
         return _cassette_body(path)
     return path.read_bytes()
+
+
+def without_usage(stream: bytes) -> bytes:
+    """What OpenAI sends when the request lacks include_usage, from a stream recorded with
+    it: no `choices: []` usage chunk, and no `"usage":null` member in the other chunks."""
+    out = []
+    for event in stream.decode().split("\n\n"):
+        data = event.strip().removeprefix("data: ")
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            chunk = None
+        if isinstance(chunk, dict) and chunk.get("choices") == [] and isinstance(chunk.get("usage"), dict):
+            continue
+        out.append(event.replace(',"usage":null', ""))
+    return "\n\n".join(out).encode()
+
+
+def include_usage(body: dict) -> bool:
+    return bool((body.get("stream_options") or {}).get("include_usage"))
+
+
+def choose_google_or_bedrock(path: str, query: str) -> tuple[str, str] | None:
+    sse = "text/event-stream"
+    js = "application/json"
+    if "/models/" in path and path.endswith(":generateContent"):
+        return "repo:gemini/basic.json", js
+    if "/models/" in path and path.endswith(":streamGenerateContent"):
+        if "alt=sse" in query:
+            return "repo:gemini/stream.sse", sse
+        return "repo:gemini/stream.json", js + "+stream"
+    if path.startswith("/model/") and path.endswith("/converse"):
+        return "repo:bedrock/basic.json", js
+    if path.startswith("/model/") and path.endswith("/converse-stream"):
+        return "repo:bedrock/basic.bin", EVENTSTREAM
+    return None
 
 
 # (path, streaming, include_usage) -> (fixture, content type)
@@ -144,9 +197,14 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"{}")
         except ValueError:
             body = {}
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         override = self.headers.get("x-mock-fixture")
-        chosen = choose(path, body if isinstance(body, dict) else {})
+        body = body if isinstance(body, dict) else {}
+        chosen = choose_google_or_bedrock(path, query) or choose(path, body)
+        derive = (self.headers.get("x-mock-openai-usage") == "derive"
+                  and path == "/v1/chat/completions" and body.get("stream"))
+        if derive:
+            chosen = (OPENAI_USAGE_STREAM, "text/event-stream")
         if override:
             ctype = "text/event-stream" if (isinstance(body, dict) and body.get("stream")) else "application/json"
             chosen = (override, ctype)
@@ -158,15 +216,19 @@ class Handler(BaseHTTPRequestHandler):
                 "path": self.path,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body_bytes": len(raw),
+                "include_usage": include_usage(body),
             }
         fixture, ctype = chosen
         try:
             data = load_fixture(self.fixtures, fixture)
         except (OSError, KeyError) as e:
             return self._send_plain(500, f"mock: cannot load {fixture}: {e}\n".encode())
+        if derive and not include_usage(body):
+            data = without_usage(data)
         want_gzip = self.headers.get("x-mock-gzip") == "1"
-        if ctype == "text/event-stream":
-            self._stream(data, want_gzip)
+        if ctype in ("text/event-stream", EVENTSTREAM, "application/json+stream"):
+            # Gemini's default stream is a JSON array sent over time as application/json.
+            self._stream(data, want_gzip, ctype.removesuffix("+stream"))
         else:
             payload = gzip_bytes(data) if want_gzip else data
             self.send_response(200)
@@ -177,11 +239,12 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(payload)
 
-    def _stream(self, data: bytes, want_gzip: bool) -> None:
+    def _stream(self, data: bytes, want_gzip: bool, ctype: str = "text/event-stream") -> None:
         delay = int(self.headers.get("x-mock-delay-ms") or 10) / 1000.0
         pieces = split(data, int(self.headers.get("x-mock-chunks") or 5))
         self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-type", ctype)
+        self._echo_test_headers()
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
         if want_gzip:
@@ -201,6 +264,13 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away mid-stream; that is a case the tests exercise
+
+    def _echo_test_headers(self) -> None:
+        # `x-tokenmeter-test-*` request headers come back as response headers, for test-build
+        # hooks that act in the filter's response phase.
+        for name, value in self.headers.items():
+            if name.lower().startswith("x-tokenmeter-test-"):
+                self.send_header(name.lower(), value)
 
     def _chunk(self, data: bytes) -> None:
         if not data:
