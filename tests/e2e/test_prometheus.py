@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
@@ -135,6 +136,14 @@ def _anthropic(envoy, feature, customer):
 HI = [{"role": "user", "content": "Hi"}]
 
 
+def _post(url: str, body: dict, headers: dict[str, str]) -> bytes:
+    """A raw JSON POST, for bodies an SDK would refuse to parse."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"content-type": "application/json", **headers})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.read()
+
+
 def drive_demo_traffic(envoy) -> int:
     """Mixed traffic covering every panel; returns the number of LLM requests sent."""
     sent = 0
@@ -153,12 +162,15 @@ def drive_demo_traffic(envoy) -> int:
     list(_openai(envoy, "search", "acme").responses.create(model="gpt-4.1-mini", input="Weather?", stream=True))
     # No feature header: `unknown`.
     _openai(envoy, None, "stark").embeddings.create(model="text-embedding-3-small", input="hello")
-    # A stream without include_usage: usage missing.
+    # A stream without include_usage: the filter injects it on the way up (or estimates).
     list(_openai(envoy, "search", "wayne").chat.completions.create(model="gpt-5-nano", messages=HI, stream=True))
+    # A 200 whose body is not JSON: nothing to read or estimate from, so usage is missing.
+    _post(envoy.url + "/v1/chat/completions", {"model": "gpt-5-nano", "messages": HI},
+          {"x-mock-fixture": "agentgateway/detect/non-json", **_headers("search", "wayne")})
     # A model without a price (the recorded body names gpt-5.6).
     _openai(envoy, "support", "tyrell").chat.completions.create(
         model="gpt-5.6", messages=HI, extra_headers={"x-mock-fixture": "agentgateway/completions/cache_write.json"})
-    sent += 9
+    sent += 10
     # Retries: as the SDK marks its own (priced, counted with cost) and as a front Envoy does.
     _openai(envoy, "search", "acme").chat.completions.create(
         model="gpt-5-nano", messages=HI, extra_headers={"x-stainless-retry-count": "1"})
