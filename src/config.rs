@@ -41,6 +41,10 @@ pub const DEFAULT_MAX_LABEL_VALUES: u64 = 100;
 pub const MAX_MAX_LABEL_VALUES: u64 = 100_000;
 /// Longest accepted attribution default value; metric label values are capped at 64 too.
 pub const MAX_DEFAULT_VALUE_LEN: usize = 64;
+/// Default bound on a request body the filter holds back to cap, inject or reserve (4 MiB).
+/// The listener's `per_connection_buffer_limit_bytes` must be larger, or Envoy answers 413
+/// before the filter can give up and let the body stream.
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A configuration the filter refused to load.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -187,6 +191,14 @@ pub struct Config {
     /// Remove `accept-encoding` from metered requests so upstreams answer uncompressed.
     pub strip_accept_encoding: bool,
     pub metrics: MetricsConfig,
+    /// Budgets, output caps and pulled limits (`budget` section; see `docs/budgets.md`).
+    pub budget: crate::budget::BudgetConfig,
+    /// Largest request body held back for admission (caps, usage injection, reservation);
+    /// a larger body streams through unchanged and unreserved, and is counted.
+    pub max_request_body_bytes: u64,
+    /// Add `stream_options.include_usage` to OpenAI chat-completion streams that do not ask for
+    /// it, so that every stream reports usage (the client's stream is restored on the way back).
+    pub inject_stream_usage: bool,
     /// Built-in prices plus overrides, built once at load and shared (not copied) with every
     /// exchange, which needs it only when the request ends.
     pub price_table: Arc<PriceTable>,
@@ -202,6 +214,9 @@ impl Default for Config {
             max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
             strip_accept_encoding: true,
             metrics: MetricsConfig::default(),
+            budget: crate::budget::BudgetConfig::default(),
+            max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
+            inject_stream_usage: true,
             price_table: Arc::new(PriceTable::builtin()),
         }
     }
@@ -227,6 +242,12 @@ struct RawConfig {
     strip_accept_encoding: Option<Value>,
     #[serde(default)]
     metrics: Option<Value>,
+    #[serde(default)]
+    budget: Option<Value>,
+    #[serde(default)]
+    max_request_body_bytes: Option<Value>,
+    #[serde(default)]
+    inject_stream_usage: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -307,6 +328,15 @@ impl Config {
                 config.metrics.max_label_values = n;
             }
         }
+        if let Some(v) = raw.budget {
+            config.budget = budget(&v)?;
+        }
+        if let Some(v) = raw.max_request_body_bytes {
+            config.max_request_body_bytes = positive(v, "max_request_body_bytes")?;
+        }
+        if let Some(v) = raw.inject_stream_usage {
+            config.inject_stream_usage = boolean(v, "inject_stream_usage")?;
+        }
         Ok(config)
     }
 
@@ -335,6 +365,22 @@ fn price_table(prices: &Map<String, Value>) -> Result<PriceTable, ConfigError> {
         }
         PricingError::LiteLlm(_) => ConfigError::field("prices", e.to_string()),
     })
+}
+
+/// The `budget` section, with the budget layer's error turned into a field error (its message
+/// already starts with the field path, e.g. `budget.budgets[0].limit_usd: ...`).
+fn budget(v: &Value) -> Result<crate::budget::BudgetConfig, ConfigError> {
+    let to_field = |e: crate::budget::BudgetError| {
+        let shown = e.to_string();
+        match shown.split_once(": ") {
+            Some((path, message)) => ConfigError::field(path, message),
+            None => ConfigError::field("budget", shown),
+        }
+    };
+    let config = crate::budget::BudgetConfig::from_value(v, "budget").map_err(to_field)?;
+    // Attribution has no extra dimensions yet: budgets match customer, feature and user.
+    config.validate_dimensions(&[]).map_err(to_field)?;
+    Ok(config)
 }
 
 fn json_kind(v: &Value) -> &'static str {

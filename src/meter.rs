@@ -77,6 +77,8 @@ pub struct Record {
     pub price_table_version: Option<String>,
     /// From [`Exchange::set_start_time`] to [`Exchange::finish`], when the start was given.
     pub duration_ms: Option<u64>,
+    /// The budget decision taken at admission (`llm.budget.*`); `None` when no budget applied.
+    pub budget: Option<crate::budget::Decision>,
 }
 
 /// Decoding state of one body direction.
@@ -155,6 +157,9 @@ pub struct Exchange {
     response: Option<ResponseSide>,
     status: Option<u16>,
     started_unix_millis: Option<u64>,
+    /// `stream_options.include_usage` was added on the way up; the client did not ask.
+    usage_injected: bool,
+    budget: Option<crate::budget::Decision>,
     record: Option<Record>,
 }
 
@@ -187,6 +192,8 @@ impl Exchange {
             response: None,
             status: None,
             started_unix_millis: None,
+            usage_injected: false,
+            budget: None,
             record: None,
         };
         Some((exchange, edits))
@@ -200,6 +207,28 @@ impl Exchange {
     /// Attribution read from the request head (for budgets and logs before the end).
     pub fn attribution(&self) -> &Attribution {
         &self.attribution
+    }
+
+    /// The request body's facts, once the body has ended (`None` before).
+    pub fn request_facts(&self) -> Option<&RequestFacts> {
+        self.request_facts.as_ref()
+    }
+
+    /// Marks that `stream_options.include_usage` was added to the request on the way up: the
+    /// client did not ask for usage, so the usage-only chunk must not reach it.
+    pub fn set_usage_injected(&mut self) {
+        self.usage_injected = true;
+    }
+
+    /// Whether the usage-only stream chunk was requested by the filter, not the client (the
+    /// response side then strips it from what the client receives).
+    pub fn usage_injected(&self) -> bool {
+        self.usage_injected
+    }
+
+    /// The budget decision taken at admission, carried into the record (`llm.budget.*`).
+    pub fn set_budget_decision(&mut self, decision: crate::budget::Decision) {
+        self.budget = Some(decision);
     }
 
     /// Records when the request started, so that the record carries a duration.
@@ -316,6 +345,7 @@ impl Exchange {
             deployment_model: self.deployment_model.clone(),
             price_table_version: Some(self.prices.version().to_string()),
             duration_ms: self.started_unix_millis.map(|s| now_unix_millis.saturating_sub(s)),
+            budget: self.budget.clone(),
         };
         // Drop the per-body state now: the exchange may live on until the stream is destroyed.
         self.response = None;

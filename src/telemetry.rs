@@ -348,8 +348,11 @@ pub fn filter_state(record: &Record) -> Vec<(&'static str, String)> {
         (KEY_FEATURE, record.attribution.feature.clone()),
         (KEY_CUSTOMER, record.attribution.customer.clone()),
         (KEY_USER, record.attribution.user.clone()),
-        (KEY_RECORD, record_json(record)),
     ]
+    .into_iter()
+    .chain(record.budget.iter().flat_map(|d| d.filter_state()))
+    .chain(std::iter::once((KEY_RECORD, record_json(record))))
+    .collect()
 }
 
 /// `llm.record`: one JSON object with every filter-state value (token counts as numbers, the
@@ -393,6 +396,9 @@ pub fn record_json(record: &Record) -> String {
     if record.azure_deployment.is_some() {
         m.insert(RECORD_AZURE_DEPLOYMENT.into(), text(&record.azure_deployment));
     }
+    for (key, value) in record.budget.iter().flat_map(|d| d.filter_state()) {
+        m.insert(key.into(), json!(value));
+    }
     Value::Object(m).to_string()
 }
 
@@ -431,6 +437,7 @@ mod tests {
             deployment_model: None,
             price_table_version: None,
             duration_ms: Some(1234),
+            budget: None,
         }
     }
 
