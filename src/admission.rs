@@ -472,5 +472,31 @@ impl Ticket {
     }
 }
 
+/// Shared-data key holding the Unix milliseconds of the last limits pull (8 bytes, LE).
+pub const PULL_LEASE_KEY: &str = "tokenmeter.budget.limits.pull.v1";
+
+/// Whether this worker should pull the limits document now. Every worker's root context
+/// ticks; the lease (a compare-and-swap on the last pull time) makes one of them pull per
+/// interval, so the billing system sees one request per interval per proxy, not one per
+/// worker. A store failure answers `true`: a duplicate pull is harmless, a missed one is not.
+pub fn claim_pull<S: SharedStore + ?Sized>(store: &S, now_unix_millis: u64, interval_millis: u64) -> bool {
+    let (last, cas) = match store.get(PULL_LEASE_KEY) {
+        Ok(Some((bytes, cas))) => {
+            let last = <[u8; 8]>::try_from(bytes.as_slice()).map_or(0, u64::from_le_bytes);
+            (last, Some(cas))
+        }
+        Ok(None) | Err(crate::host::HostError::NotAvailable) => (0, None),
+        Err(_) => return true,
+    };
+    if last != 0 && now_unix_millis.saturating_sub(last) < interval_millis && now_unix_millis >= last {
+        return false;
+    }
+    match store.set(PULL_LEASE_KEY, &now_unix_millis.to_le_bytes(), cas) {
+        Ok(()) => true,
+        Err(crate::host::HostError::CasMismatch) => false,
+        Err(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -41,10 +41,11 @@ pub const DEFAULT_MAX_LABEL_VALUES: u64 = 100;
 pub const MAX_MAX_LABEL_VALUES: u64 = 100_000;
 /// Longest accepted attribution default value; metric label values are capped at 64 too.
 pub const MAX_DEFAULT_VALUE_LEN: usize = 64;
-/// Default bound on a request body the filter holds back to cap, inject or reserve (4 MiB).
-/// The listener's `per_connection_buffer_limit_bytes` must be larger, or Envoy answers 413
-/// before the filter can give up and let the body stream.
-pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 4 * 1024 * 1024;
+/// Default bound on a request body the filter holds back to cap, inject or reserve (768 KiB).
+/// Envoy answers 413 when a held body passes the listener's `per_connection_buffer_limit_bytes`
+/// (1 MiB by default) before the filter can give up and let it stream, so the default stays a
+/// read's margin below that; raise both together.
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 768 * 1024;
 
 /// A configuration the filter refused to load.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

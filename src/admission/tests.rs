@@ -381,5 +381,18 @@ fn the_budget_section_is_mounted_with_field_paths() {
     assert_eq!(e.path(), Some("budget.budgets[0].match.team"), "{e}");
     let e = Config::from_json(br#"{"max_request_body_bytes":0}"#).unwrap_err();
     assert_eq!(e.path(), Some("max_request_body_bytes"));
-    assert_eq!(Config::default().max_request_body_bytes, 4 * 1024 * 1024);
+    assert_eq!(Config::default().max_request_body_bytes, 768 * 1024);
+}
+
+#[test]
+fn one_worker_pulls_per_interval() {
+    let store = FakeStore::default();
+    assert!(claim_pull(&store, NOW, 30_000), "first tick pulls");
+    assert!(!claim_pull(&store, NOW + 1_000, 30_000), "another worker a second later does not");
+    assert!(claim_pull(&store, NOW + 30_000, 30_000), "due again after the interval");
+    store.inject_cas_conflicts.set(1);
+    assert!(!claim_pull(&store, NOW + 61_000, 30_000), "lost the race: the winner pulls");
+    assert!(claim_pull(&store, NOW + 61_001, 30_000));
+    // A clock that went backwards does not lock pulls out.
+    assert!(claim_pull(&store, NOW, 30_000));
 }

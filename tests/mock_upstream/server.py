@@ -18,7 +18,7 @@ Test headers (never sent by real clients):
   x-mock-chunks: <n>          number of pieces a stream is cut into (default 5); cuts fall at
                               arbitrary byte offsets, not at event boundaries, as on the wire
 
-GET /__mock/last-request returns the method, path and headers of the last LLM request, so a
+GET /__mock/last-request returns the method, path, headers and JSON body of the last LLM request, so a
 test can see what the filter sent upstream.
 
 Run: python tests/mock_upstream/server.py --port 18080 [--fixtures DIR]
@@ -158,6 +158,8 @@ class Handler(BaseHTTPRequestHandler):
                 "path": self.path,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body_bytes": len(raw),
+                # What the filter forwarded (caps written, usage requested), for the budget tests.
+                "body": body,
             }
         fixture, ctype = chosen
         try:
