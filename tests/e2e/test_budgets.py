@@ -306,8 +306,11 @@ def test_pulled_limits_take_effect_live_and_a_failed_pull_keeps_them(benv, limit
         {"id": "pulled", "match": {"customer": PULLED_CUSTOMER}, "limit_usd": "0", "window": "day"}]})
     wait_until(lambda: post(benv, "/v1/chat/completions", body, hdrs)[0] == 429, 15,
                "the pulled zero limit to reject")
-    status, headers, _ = post(benv, "/v1/chat/completions", body, hdrs)
-    assert status == 429 and headers["x-tokenmeter-budget-id"] == "pulled"
+    # The puller applies it at once; the other worker on its next one-second tick.
+    time.sleep(1.5)
+    for _ in range(6):
+        status, headers, _ = post(benv, "/v1/chat/completions", body, hdrs)
+        assert status == 429 and headers["x-tokenmeter-budget-id"] == "pulled"
 
     # A bad document and a failing endpoint keep the last good limits, and are counted.
     before = metric_sum(benv.prometheus(), "tokenmeter_limits_pull_failures_total")
@@ -317,7 +320,8 @@ def test_pulled_limits_take_effect_live_and_a_failed_pull_keeps_them(benv, limit
     limits.serve(b"down", status=500)
     hits = limits.hits
     wait_until(lambda: limits.hits >= hits + 2, 10, "two more pulls")
-    assert post(benv, "/v1/chat/completions", body, hdrs)[0] == 429
+    for _ in range(6):
+        assert post(benv, "/v1/chat/completions", body, hdrs)[0] == 429
     wait_until(lambda: metric_sum(benv.prometheus(), "tokenmeter_limits_pull_failures_total")
                >= before + 4, 10, "failed pulls counted")
 
@@ -325,4 +329,6 @@ def test_pulled_limits_take_effect_live_and_a_failed_pull_keeps_them(benv, limit
         {"id": "pulled", "match": {"customer": PULLED_CUSTOMER}, "limit_usd": "5", "window": "day"}]})
     wait_until(lambda: post(benv, "/v1/chat/completions", body, hdrs)[0] == 200, 15,
                "the raised limit to admit")
+    time.sleep(1.5)
+    assert all(post(benv, "/v1/chat/completions", body, hdrs)[0] == 200 for _ in range(6))
     assert "budget limits pulled (version plan-2)" in benv.envoy_log()
