@@ -332,3 +332,19 @@ def test_pulled_limits_take_effect_live_and_a_failed_pull_keeps_them(benv, limit
     time.sleep(1.5)
     assert all(post(benv, "/v1/chat/completions", body, hdrs)[0] == 200 for _ in range(6))
     assert "budget limits pulled (version plan-2)" in benv.envoy_log()
+
+
+def test_a_body_too_large_to_hold_streams_through_unchanged_and_is_counted(benv, mock, tag):
+    # 900 KB: above max_request_body_bytes (768 KiB), below Envoy's 1 MiB buffer limit plus a
+    # read, so the filter gives up holding and the request goes through as sent (no cap).
+    big = "x" * 900_000
+    status, _, _ = post(benv, "/v1/chat/completions",
+                        {"model": "gpt-5-nano", "max_tokens": 5000,
+                         "messages": [{"role": "user", "content": big}]},
+                        {"x-llm-customer": tag, "x-llm-feature": "capped"})
+    assert status == 200
+    seen = mock.last_request()
+    assert seen["body"]["max_tokens"] == 5000
+    assert seen["body_bytes"] > 900_000
+    wait_until(lambda: metric_sum(benv.prometheus(), "tokenmeter_request_body_too_large_total") >= 1,
+               10, "the oversize counter")
