@@ -333,13 +333,11 @@ fn concurrent_admission_never_overshoots_and_loses_nothing() {
             Verdict::Reject { .. } => rejected += 1,
         }
         // Settle the oldest of up to 8 in flight.
-        if held.len() > 8 || i % 3 == 0 {
-            if !held.is_empty() {
-                let t = held.remove(0);
-                let r = record(200, Some((30, 100 + u64::from(i % 200))));
-                settled_cost += r.cost.unwrap().0;
-                let _ = t.settle(&store, &c.budget, &c.budget.budgets, &r, NOW);
-            }
+        if (held.len() > 8 || i % 3 == 0) && !held.is_empty() {
+            let t = held.remove(0);
+            let r = record(200, Some((30, 100 + u64::from(i % 200))));
+            settled_cost += r.cost.unwrap().0;
+            let _ = t.settle(&store, &c.budget, &c.budget.budgets, &r, NOW);
         }
         let now = counters(&store, &c, "h", "acme");
         assert!(now.used_pico() <= 50_000_000_000, "step {i}: {now:?}");
