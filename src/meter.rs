@@ -226,6 +226,11 @@ impl Exchange {
         self.usage_injected
     }
 
+    /// The model `azure_deployments` maps this request's deployment to, if any.
+    pub fn deployment_model(&self) -> Option<&str> {
+        self.deployment_model.as_deref()
+    }
+
     /// The budget decision taken at admission, carried into the record (`llm.budget.*`).
     pub fn set_budget_decision(&mut self, decision: crate::budget::Decision) {
         self.budget = Some(decision);

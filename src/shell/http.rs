@@ -260,7 +260,7 @@ impl Http {
                 facts: exchange.request_facts(),
                 body: plain,
                 body_bytes: exchange.request_facts().map_or(body_bytes, |f| f.body_bytes.max(body_bytes)),
-                deployment_model: None,
+                deployment_model: exchange.deployment_model(),
             },
             now,
         );
