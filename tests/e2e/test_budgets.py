@@ -80,6 +80,8 @@ PLUGIN_CONFIG = {
             {"id": "stream-hard", "match": {"customer": "stream-cust"}, "limit_tokens": 1100,
              "window": "day"},
             {"id": "capped", "match": {"feature": "capped"}, "output_cap": 16},
+            {"id": "under-hard", "match": {"customer": "under-cust"}, "limit_usd": "0.002",
+             "window": "month", "output_cap": 100},
             {"id": "per-customer", "match": {"customer": "*"}, "limit_tokens": 10_000_000,
              "window": "day", "mode": "soft"},
         ],
@@ -203,6 +205,43 @@ def test_hard_usd_budget_holds_under_concurrent_load(benv):
     gauge = [v for n, l, v in parse_prometheus(text)
              if n == "tokenmeter_budget_utilization_ratio_permille" and l.get("budget") == "acme-hard"]
     assert gauge and 900 <= max(gauge) <= 1000, gauge
+
+
+def test_overshoot_stays_within_the_documented_bound_when_estimates_are_low(benv, mock):
+    # The cap (100 output tokens) is written into each request, but the mock ignores it and
+    # answers 377: every admitted request costs more than it reserved. docs/budgets.md bounds
+    # the end-of-window spend by limit + sum over admitted requests of (actual - estimate).
+    client = oai(benv, "under-cust")
+    codes = []
+    lock = threading.Lock()
+
+    def one(_):
+        try:
+            client.chat.completions.create(model="gpt-5-nano",
+                                           messages=[{"role": "user", "content": "Hello"}])
+            code = 200
+        except openai.RateLimitError:
+            code = 429
+        with lock:
+            codes.append(code)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(one, range(60)))
+    admitted = codes.count(200)
+    entries = wait_until(lambda: (lambda es: es if len(es) >= 60 else None)(
+        [e for e in benv.access_entries() if e.get("llm.customer") == "under-cust"]), 10, "entries")
+    costs = [record(e)["llm.cost_pico_usd"] for e in entries if e["response_code"] == 200]
+    assert len(costs) == admitted > 0 and codes.count(429) > 0
+    assert mock.last_request()["body"]["max_completion_tokens"] == 100
+    body_bytes = mock.last_request()["body_bytes"]
+    estimate = -(-body_bytes // 4) * NANO_IN + 100 * NANO_OUT
+    limit = 2 * 10**9
+    spent = sum(costs)
+    bound = limit + sum(c - estimate for c in costs)
+    print(f"\nlow estimates: admitted {admitted}, rejected {codes.count(429)}, estimate {estimate} "
+          f"vs actual {FIXTURE_COST_PICO} pico; spent {spent}, overshoot {max(0, spent - limit)} "
+          f"pico, bound {bound - limit} pico")
+    assert spent <= bound
 
 
 def test_admitted_streams_are_never_cut_off(benv):
