@@ -42,6 +42,11 @@ pub const DEFAULT_MAX_LABEL_VALUES: u64 = 100;
 pub const MAX_MAX_LABEL_VALUES: u64 = 100_000;
 /// Longest accepted attribution default value; metric label values are capped at 64 too.
 pub const MAX_DEFAULT_VALUE_LEN: usize = 64;
+/// Default bound on a request body the filter holds back to cap, inject or reserve (768 KiB).
+/// Envoy answers 413 when a held body passes the listener's `per_connection_buffer_limit_bytes`
+/// (1 MiB by default) before the filter can give up and let it stream, so the default stays a
+/// read's margin below that; raise both together.
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 768 * 1024;
 
 /// A configuration the filter refused to load.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -237,6 +242,14 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The built-in retry headers followed by those configured in `retry_headers`.
     pub retry_rules: Vec<RetryRule>,
+    /// Budgets, output caps and pulled limits (`budget` section; see `docs/budgets.md`).
+    pub budget: crate::budget::BudgetConfig,
+    /// Largest request body held back for admission (caps, usage injection, reservation);
+    /// a larger body streams through unchanged and unreserved, and is counted.
+    pub max_request_body_bytes: u64,
+    /// Add `stream_options.include_usage` to OpenAI chat-completion streams that do not ask for
+    /// it, so that every stream reports usage (the client's stream is restored on the way back).
+    pub inject_stream_usage: bool,
     /// Built-in prices plus overrides, built once at load and shared (not copied) with every
     /// exchange, which needs it only when the request ends.
     pub price_table: Arc<PriceTable>,
@@ -253,6 +266,9 @@ impl Default for Config {
             strip_accept_encoding: true,
             metrics: MetricsConfig::default(),
             retry_rules: crate::retry::builtin_rules(),
+            budget: crate::budget::BudgetConfig::default(),
+            max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
+            inject_stream_usage: true,
             price_table: Arc::new(PriceTable::builtin()),
         }
     }
@@ -280,6 +296,11 @@ struct RawConfig {
     metrics: Option<Value>,
     #[serde(default)]
     retry_headers: Option<Value>,
+    budget: Option<Value>,
+    #[serde(default)]
+    max_request_body_bytes: Option<Value>,
+    #[serde(default)]
+    inject_stream_usage: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -404,6 +425,15 @@ impl Config {
         if let Some(v) = raw.retry_headers {
             config.retry_rules.extend(retry_headers(v)?);
         }
+        if let Some(v) = raw.budget {
+            config.budget = budget(&v)?;
+        }
+        if let Some(v) = raw.max_request_body_bytes {
+            config.max_request_body_bytes = positive(v, "max_request_body_bytes")?;
+        }
+        if let Some(v) = raw.inject_stream_usage {
+            config.inject_stream_usage = boolean(v, "inject_stream_usage")?;
+        }
         Ok(config)
     }
 
@@ -432,6 +462,22 @@ fn price_table(prices: &Map<String, Value>) -> Result<PriceTable, ConfigError> {
         }
         PricingError::LiteLlm(_) => ConfigError::field("prices", e.to_string()),
     })
+}
+
+/// The `budget` section, with the budget layer's error turned into a field error (its message
+/// already starts with the field path, e.g. `budget.budgets[0].limit_usd: ...`).
+fn budget(v: &Value) -> Result<crate::budget::BudgetConfig, ConfigError> {
+    let to_field = |e: crate::budget::BudgetError| {
+        let shown = e.to_string();
+        match shown.split_once(": ") {
+            Some((path, message)) => ConfigError::field(path, message),
+            None => ConfigError::field("budget", shown),
+        }
+    };
+    let config = crate::budget::BudgetConfig::from_value(v, "budget").map_err(to_field)?;
+    // Attribution has no extra dimensions yet: budgets match customer, feature and user.
+    config.validate_dimensions(&[]).map_err(to_field)?;
+    Ok(config)
 }
 
 fn json_kind(v: &Value) -> &'static str {

@@ -8,6 +8,7 @@
 //! callbacks and carries its answers back to Envoy; host effects reach the core through the
 //! traits in [`host`].
 
+pub mod admission;
 pub mod attribution;
 pub mod budget;
 pub mod config;

@@ -104,6 +104,8 @@ pub struct Record {
     pub time_to_first_token_ms: Option<u64>,
     /// From the start to the response headers, as given to [`Exchange::on_response_headers_at`].
     pub time_to_response_headers_ms: Option<u64>,
+    /// The budget decision taken at admission (`llm.budget.*`); `None` when no budget applied.
+    pub budget: Option<crate::budget::Decision>,
 }
 
 /// Decoding state of one body direction.
@@ -189,6 +191,7 @@ pub struct Exchange {
     /// The response content type says it is a stream.
     response_streamed: bool,
     retry: Option<RetrySource>,
+    budget: Option<crate::budget::Decision>,
     record: Option<Record>,
     /// The filter added `stream_options.include_usage`; the client did not ask for it.
     usage_injected: bool,
@@ -230,6 +233,7 @@ impl Exchange {
             first_token_unix_millis: None,
             response_streamed: false,
             retry: retry::classify(&config.retry_rules, &|name| head.header(name)),
+            budget: None,
             record: None,
             usage_injected: false,
             stripper: None,
@@ -245,6 +249,11 @@ impl Exchange {
     /// Attribution read from the request head (for budgets and logs before the end).
     pub fn attribution(&self) -> &Attribution {
         &self.attribution
+    }
+
+    /// The request body's facts, once the body has ended (`None` before).
+    pub fn request_facts(&self) -> Option<&RequestFacts> {
+        self.request_facts.as_ref()
     }
 
     /// Whether the request is a retry, from its headers (see `retry`).
@@ -282,6 +291,16 @@ impl Exchange {
             stripper.finish(&mut out);
         }
         (out != chunk).then_some(out)
+    }
+
+    /// The model `azure_deployments` maps this request's deployment to, if any.
+    pub fn deployment_model(&self) -> Option<&str> {
+        self.deployment_model.as_deref()
+    }
+
+    /// The budget decision taken at admission, carried into the record (`llm.budget.*`).
+    pub fn set_budget_decision(&mut self, decision: crate::budget::Decision) {
+        self.budget = Some(decision);
     }
 
     /// Records when the request started, so that the record carries a duration.
@@ -463,6 +482,7 @@ impl Exchange {
             deployment_model: self.deployment_model.clone(),
             price_table_version: Some(self.prices.version().to_string()),
             duration_ms: self.started_unix_millis.map(|s| now_unix_millis.saturating_sub(s)),
+            budget: self.budget.clone(),
         };
         // Drop the per-body state now: the exchange may live on until the stream is destroyed.
         self.response = None;

@@ -507,8 +507,11 @@ pub fn filter_state(record: &Record) -> Vec<(&'static str, String)> {
         (KEY_FEATURE, record.attribution.feature.clone()),
         (KEY_CUSTOMER, record.attribution.customer.clone()),
         (KEY_USER, record.attribution.user.clone()),
-        (KEY_RECORD, record_json(record)),
     ]
+    .into_iter()
+    .chain(record.budget.iter().flat_map(|d| d.filter_state()))
+    .chain(std::iter::once((KEY_RECORD, record_json(record))))
+    .collect()
 }
 
 /// `llm.record`: one JSON object with every filter-state value (token counts as numbers, the
@@ -556,6 +559,9 @@ pub fn record_json(record: &Record) -> String {
     m.insert(RECORD_STREAMED.into(), json!(record.streamed));
     m.insert(RECORD_TIME_TO_FIRST_TOKEN_MS.into(), json!(record.time_to_first_token_ms));
     m.insert(RECORD_TIME_TO_RESPONSE_HEADERS_MS.into(), json!(record.time_to_response_headers_ms));
+    for (key, value) in record.budget.iter().flat_map(|d| d.filter_state()) {
+        m.insert(key.into(), json!(value));
+    }
     Value::Object(m).to_string()
 }
 
@@ -598,6 +604,7 @@ mod tests {
             streamed: true,
             time_to_first_token_ms: Some(200),
             time_to_response_headers_ms: Some(150),
+            budget: None,
         }
     }
 

@@ -1,7 +1,13 @@
 //! The per-request context: feeds host callbacks to the core's [`Exchange`].
 //!
-//! Every callback returns `Continue`: bytes are read as they pass and never held, so the
-//! filter adds no latency to streams and cannot stall traffic. The exchange is finished and
+//! Response callbacks always return `Continue`: bytes are read as they pass and never held,
+//! so the filter adds no latency to streams and cannot stall them. A request is held back only
+//! when [`admission::needs_body`] says so from its head (a budget or cap applies to the caller,
+//! or usage may have to be injected into a chat stream): its body is buffered up to
+//! `max_request_body_bytes`, then [`admission::decide`] rewrites, reserves or rejects it
+//! before any of the body goes upstream (the headers do, without `content-length`; see
+//! `on_http_request_headers`). A larger body gives up holding (fail open:
+//! forwarded unchanged, reserved from its size, counted). The exchange is finished and
 //! published at the end of the response, so that filter state is in place before the access
 //! log is written, or in `on_log` when the response never ended (client disconnect, upstream
 //! reset). `on_log` runs exactly once for every stream, so nothing escapes metering.
@@ -16,6 +22,7 @@ use super::adapter;
 use super::host::{HostClock, HostSharedStore};
 use super::log;
 use super::root::Shared;
+use crate::admission::{self, Ticket, Verdict};
 use crate::meter::{Exchange, RequestEdits, RequestHead};
 
 pub(crate) struct Http {
@@ -26,6 +33,14 @@ pub(crate) struct Http {
     /// Set while this filter answers the request itself: Envoy runs a local reply back
     /// through the response callbacks, and our own reply is not upstream traffic to meter.
     local_reply: bool,
+    /// The request is held back (headers paused, body buffered) until admission decides.
+    holding: bool,
+    /// The request body is compressed: it is admitted from its size and never rewritten.
+    compressed_request: bool,
+    /// The admitted request's reservation, settled exactly once when the exchange ends.
+    ticket: Option<Ticket>,
+    /// Remaining-budget headers to add to the response (`remaining_headers: true`).
+    response_headers: Vec<(String, String)>,
 }
 
 /// Reads one header map value; values that are not UTF-8 are read lossily instead of making
@@ -85,6 +100,10 @@ impl Http {
             shared,
             exchange: None,
             local_reply: false,
+            holding: false,
+            compressed_request: false,
+            ticket: None,
+            response_headers: Vec::new(),
         }
     }
 
@@ -185,6 +204,9 @@ impl Http {
             0
         });
         let record = exchange.finish(now);
+        if let Some(ticket) = self.ticket.take() {
+            self.settle(ticket, &record, now);
+        }
         for (key, value) in adapter::filter_state(&record) {
             if let Err(status) = hostcalls::set_property(vec![key], Some(value.as_bytes())) {
                 self.log(
@@ -209,9 +231,134 @@ impl Http {
         self.apply_metrics(&shared, &updates);
     }
 
+    fn apply_budget_metrics(&self, updates: &[admission::BudgetMetric]) {
+        if updates.is_empty() {
+            return;
+        }
+        let Some(shared) = &self.shared else { return };
+        let Ok(mut metrics) = shared.vm.metrics.try_borrow_mut() else {
+            self.log(LogLevel::Error, "metrics state busy; budget stats dropped");
+            return;
+        };
+        let failed = admission::apply_metrics(&mut *metrics, updates);
+        if failed > 0 {
+            self.log(LogLevel::Warn, &format!("{failed} budget metric updates failed"));
+        }
+    }
+
+    /// Releases the reservation and books what the request used.
+    fn settle(&self, ticket: Ticket, record: &crate::meter::Record, now: u64) {
+        let Some(shared) = self.shared.clone() else { return };
+        let Ok(limits) = shared.limits.try_borrow() else {
+            // Cannot happen (single-threaded VM, no borrow held across callbacks); settle
+            // against the configured budgets so the reservation is still released.
+            let settled = ticket.settle(&HostSharedStore, &shared.config.budget, &shared.config.budget.budgets, record, now);
+            self.log_settled(&settled);
+            return;
+        };
+        let settled = ticket.settle(&HostSharedStore, &shared.config.budget, limits.budgets(), record, now);
+        drop(limits);
+        self.log_settled(&settled);
+        self.apply_budget_metrics(&settled.metrics);
+    }
+
+    fn log_settled(&self, settled: &admission::Settled) {
+        for error in &settled.report.errors {
+            self.log(LogLevel::Warn, &format!("budget settlement: {error}"));
+        }
+        if settled.report.late > 0 {
+            self.log(LogLevel::Info, "budget settlement after the window moved on: spend dropped");
+        }
+    }
+
+    /// Reads `size` bytes of the buffered request body from the start.
+    fn read_held_body(&self, size: usize) -> Vec<u8> {
+        self.read_body(BufferType::HttpRequestBody, size)
+    }
+
+    /// Runs admission for a held request. `body` is the complete body, or `None` when holding
+    /// gave up (too large). Returns the action for the body callback.
+    fn admit(&mut self, body: Option<&[u8]>, body_bytes: u64, buffered: usize) -> Action {
+        self.holding = false;
+        let Some(shared) = self.shared.clone() else { return Action::Continue };
+        let Some(exchange) = self.exchange.as_ref() else { return Action::Continue };
+        let now = match HostClock.try_now_unix_millis() {
+            Ok(now) => now,
+            Err(error) => {
+                self.log(LogLevel::Warn, &format!("cannot read the clock, request not admitted: {error}"));
+                return Action::Continue;
+            }
+        };
+        let Ok(limits) = shared.limits.try_borrow() else {
+            self.log(LogLevel::Error, "limits cache busy; request not admitted");
+            return Action::Continue;
+        };
+        let plain = if self.compressed_request { None } else { body };
+        let decided = admission::decide(
+            &HostSharedStore,
+            &admission::Input {
+                config: &shared.config,
+                budgets: limits.budgets(),
+                route: exchange.route(),
+                who: exchange.attribution(),
+                facts: exchange.request_facts(),
+                body: plain,
+                body_bytes: exchange.request_facts().map_or(body_bytes, |f| f.body_bytes.max(body_bytes)),
+                deployment_model: exchange.deployment_model(),
+            },
+            now,
+        );
+        drop(limits);
+        for error in &decided.errors {
+            self.log(LogLevel::Warn, &format!("budget admission: {error}"));
+        }
+        self.apply_budget_metrics(&decided.metrics);
+        match decided.verdict {
+            Verdict::Forward(forward) => {
+                if let Some(new_body) = &forward.new_body {
+                    self.replace_request_body(buffered, new_body);
+                }
+                if let Some(exchange) = self.exchange.as_mut() {
+                    if forward.usage_injected {
+                        exchange.set_usage_injected(true);
+                    }
+                    if let Some(decision) = forward.decision {
+                        exchange.set_budget_decision(decision);
+                    }
+                }
+                self.ticket = forward.ticket;
+                self.response_headers = forward.response_headers;
+                Action::Continue
+            }
+            Verdict::Reject { rejection, decision } => {
+                if let Some(exchange) = self.exchange.as_mut() {
+                    exchange.set_budget_decision(decision);
+                    // Our own 429 is the response: recorded as such, never as upstream usage.
+                    exchange.on_response_headers(Some(rejection.status), &|_| None);
+                }
+                let headers: Vec<(&str, &str)> =
+                    rejection.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                self.send_local_reply(u32::from(rejection.status), headers, &rejection.body);
+                if self.local_reply {
+                    Action::Pause
+                } else {
+                    // The reply could not be sent: let the request through rather than hang it.
+                    Action::Continue
+                }
+            }
+        }
+    }
+
+    /// Replaces the buffered request body. Its `content-length` was removed when holding began
+    /// (the headers are already on their way upstream), so the new length needs no fixing.
+    fn replace_request_body(&self, buffered: usize, new_body: &[u8]) {
+        if let Err(status) = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, buffered, new_body) {
+            self.log(LogLevel::Warn, &format!("cannot rewrite the request body: {status:?}"));
+        }
+    }
+
     /// Answers the request from the filter itself (e.g. a budget rejection). The reply runs
     /// back through the response callbacks; `local_reply` keeps it out of response metering.
-    #[allow(dead_code)] // the entry point for budget enforcement, which lands separately
     pub(crate) fn send_local_reply(
         &mut self,
         status: u32,
@@ -272,7 +419,34 @@ impl HttpContext for Http {
                 if end_of_stream {
                     exchange.on_request_body(&[], true);
                 }
+                let hold = !end_of_stream
+                    && match shared.limits.try_borrow() {
+                        Ok(limits) => admission::needs_body(
+                            &shared.config,
+                            limits.budgets(),
+                            exchange.route(),
+                            exchange.attribution(),
+                        ),
+                        Err(_) => false,
+                    };
+                self.compressed_request = head.header("content-encoding").is_some_and(|e| {
+                    let e = e.trim();
+                    !e.is_empty() && !e.eq_ignore_ascii_case("identity")
+                });
                 self.exchange = Some(exchange);
+                if hold {
+                    // The body is buffered and admitted before any of it goes upstream.
+                    // Pausing the headers would not work: the proxy-wasm host turns a paused
+                    // head into StopAllIteration, and the body is then never handed to this
+                    // filter. So the head continues (only headers reach the upstream, which
+                    // is reset if admission rejects) and the body callbacks hold the body.
+                    // The body may be rewritten, so its length is left to the codec
+                    // (chunked upstream on HTTP/1.1).
+                    self.holding = true;
+                    if let Err(status) = hostcalls::remove_map_value(MapType::HttpRequestHeaders, "content-length") {
+                        self.log(LogLevel::Warn, &format!("cannot remove content-length: {status:?}"));
+                    }
+                }
             }
             None => self.apply_metrics(&shared, &adapter::passthrough_plan()),
         }
@@ -280,6 +454,25 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.holding {
+            // While paused, Envoy buffers and `body_size` is everything buffered so far.
+            let max = self.shared.as_ref().map_or(0, |s| s.config.max_request_body_bytes);
+            let too_large = u64::try_from(body_size).unwrap_or(u64::MAX) > max;
+            if !end_of_stream && !too_large {
+                return Action::Pause;
+            }
+            let body = self.read_held_body(body_size);
+            if let Some(exchange) = self.exchange.as_mut() {
+                exchange.on_request_body(&body, end_of_stream);
+            }
+            let size = u64::try_from(body.len()).unwrap_or(u64::MAX);
+            if too_large {
+                self.log(LogLevel::Info, "request body above max_request_body_bytes: forwarded unchanged");
+                self.apply_budget_metrics(&[admission::body_too_large_metric()]);
+                return self.admit(None, size, body_size);
+            }
+            return self.admit(Some(&body), size, body_size);
+        }
         if self.exchange.is_some() {
             let chunk = self.read_body(BufferType::HttpRequestBody, body_size);
             if let Some(exchange) = self.exchange.as_mut() {
@@ -294,11 +487,23 @@ impl HttpContext for Http {
         if let Some(exchange) = self.exchange.as_mut() {
             exchange.on_request_body(&[], true);
         }
+        if self.holding {
+            // The buffered body is not handed to this callback: admit without a rewrite.
+            return self.admit(None, 0, 0);
+        }
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        if self.local_reply || self.exchange.is_none() {
+        if self.local_reply {
+            return Action::Continue;
+        }
+        for (name, value) in std::mem::take(&mut self.response_headers) {
+            if let Err(status) = hostcalls::set_map_value(MapType::HttpResponseHeaders, &name, Some(&value)) {
+                self.log(LogLevel::Warn, &format!("cannot add response header {name}: {status:?}"));
+            }
+        }
+        if self.exchange.is_none() {
             return Action::Continue;
         }
         let context_id = self.context_id;

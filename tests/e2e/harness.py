@@ -89,8 +89,10 @@ def start_mock(port: int | None = None, fixtures: Path = FIXTURES) -> Mock:
 
 
 def bootstrap_config(*, listener_port: int, admin_port: int, upstream_port: int,
-                     access_log: Path, wasm: Path, plugin_config: str = "{}") -> dict:
-    """envoy/bootstrap.yaml with test ports and paths patched in."""
+                     access_log: Path, wasm: Path, plugin_config: str = "{}",
+                     extra_clusters: list[dict] | None = None) -> dict:
+    """envoy/bootstrap.yaml with test ports and paths patched in (plus any extra clusters,
+    e.g. the limits endpoint the budget tests pull from)."""
     config = yaml.safe_load(BOOTSTRAP.read_text())
     config["admin"]["address"]["socket_address"]["port_value"] = admin_port
     listener = config["static_resources"]["listeners"][0]
@@ -105,7 +107,17 @@ def bootstrap_config(*, listener_port: int, admin_port: int, upstream_port: int,
     cluster = config["static_resources"]["clusters"][0]
     endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     endpoint["address"]["socket_address"]["port_value"] = upstream_port
+    config["static_resources"]["clusters"].extend(extra_clusters or [])
     return config
+
+
+def static_cluster(name: str, port: int) -> dict:
+    """A plain HTTP/1.1 cluster to 127.0.0.1:port."""
+    return {
+        "name": name, "type": "STATIC", "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+    }
 
 
 def stop_process(proc: subprocess.Popen) -> None:
@@ -171,7 +183,7 @@ class Envoy:
 
 
 def start_envoy(workdir: Path, upstream_port: int, *, wasm: Path = WASM,
-                plugin_config: str = "{}") -> Envoy:
+                plugin_config: str = "{}", extra_clusters: list[dict] | None = None) -> Envoy:
     if not wasm.exists():
         raise RuntimeError(f"{wasm} is missing: run `make build` (and `make build-test`)")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +191,7 @@ def start_envoy(workdir: Path, upstream_port: int, *, wasm: Path = WASM,
     access_log = workdir / "access.log"
     config = bootstrap_config(listener_port=listener_port, admin_port=admin_port,
                               upstream_port=upstream_port, access_log=access_log, wasm=wasm,
-                              plugin_config=plugin_config)
+                              plugin_config=plugin_config, extra_clusters=extra_clusters)
     config_path = workdir / "envoy.yaml"
     config_path.write_text(yaml.safe_dump(config))
     log_path = workdir / "envoy.log"

@@ -31,8 +31,8 @@ Test headers (never sent by real clients):
                               the request asks for usage, and without the usage chunk and the
                               `"usage":null` members when it does not (see without_usage)
 
-GET /__mock/last-request returns the method, path and headers of the last LLM request (and
-its `stream_options.include_usage`), so a test can see what the filter sent upstream.
+GET /__mock/last-request returns the method, path, headers and JSON body of the last LLM request
+(and its `stream_options.include_usage`), so a test can see what the filter sent upstream.
 
 Run: python tests/mock_upstream/server.py --port 18080 [--fixtures DIR]
 Standard library only (plus PyYAML for the cassette files).
@@ -217,6 +217,8 @@ class Handler(BaseHTTPRequestHandler):
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body_bytes": len(raw),
                 "include_usage": include_usage(body),
+                # What the filter forwarded (caps written, usage requested), for the budget tests.
+                "body": body,
             }
         fixture, ctype = chosen
         try:
