@@ -23,6 +23,10 @@ from .custom_envoy import raw_request, start_custom_envoy
 from .harness import metric_sum, wait_until
 
 CHAT = "/v1/chat/completions"
+# The hostile upstream always sends a usage chunk, as OpenAI does only when asked: the clients
+# here ask, so the filter neither injects include_usage nor strips the chunk, and the bytes the
+# client gets must equal the upstream's.
+STREAM_ASKING_USAGE = {"model": "gpt-4o-mini", "stream": True, "stream_options": {"include_usage": True}}
 MESSAGES = "/v1/messages"
 
 
@@ -104,7 +108,7 @@ def test_unreadable_bodies_pass_through_byte_for_byte(henvoy, tag, case, source)
 def test_sse_event_nested_100000_deep_does_not_hide_the_usage_after_it(henvoy, tag):
     _, _, want_body = hu.body_for("deep-sse")
     status, _, body, complete = post(henvoy, CHAT, "deep-sse", tag,
-                                     {"model": "gpt-4o-mini", "stream": True})
+                                     STREAM_ASKING_USAGE)
     assert (status, body, complete) == (200, want_body, True)
     entry = entry_for(henvoy, tag)
     assert entry["llm.usage_source"] == "reported"
@@ -154,7 +158,7 @@ def test_a_truncated_body_reaches_the_client_as_sent(henvoy, tag):
 
 def test_an_upstream_reset_mid_stream_keeps_what_was_sent(henvoy, tag):
     status, _, body, complete = post(henvoy, CHAT, "reset-sse", tag,
-                                     {"model": "gpt-4o-mini", "stream": True})
+                                     STREAM_ASKING_USAGE)
     assert status == 200 and not complete
     assert body == hu.reset_sse_sent()
     entry = entry_for(henvoy, tag)
@@ -164,7 +168,7 @@ def test_an_upstream_reset_mid_stream_keeps_what_was_sent(henvoy, tag):
 
 
 def test_a_client_disconnect_mid_stream_is_recorded(henvoy, tag):
-    payload = json.dumps({"model": "gpt-4o-mini", "stream": True}).encode()
+    payload = json.dumps(STREAM_ASKING_USAGE).encode()
     request = (f"POST {CHAT} HTTP/1.1\r\nhost: llm\r\ncontent-type: application/json\r\n"
                f"content-length: {len(payload)}\r\nx-hostile: slow-sse\r\n"
                f"x-llm-customer: {tag}\r\n\r\n").encode() + payload
@@ -188,7 +192,7 @@ def test_http2_clients_get_the_same_bytes_and_are_metered(henvoy, tag, tmp_path,
         ["curl", "-sS", "--http2-prior-knowledge", "-o", str(out), "-w", "%{http_version} %{http_code}",
          "-H", "content-type: application/json", "-H", f"x-hostile: {case}",
          "-H", f"x-llm-customer: {tag}",
-         "--data-binary", json.dumps({"model": "gpt-4o-mini", "stream": case == "sse"}),
+         "--data-binary", json.dumps(STREAM_ASKING_USAGE if case == "sse" else {"model": "gpt-4o-mini"}),
          f"http://127.0.0.1:{henvoy.listener_port}{CHAT}"],
         capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
@@ -206,7 +210,7 @@ def test_an_http2_client_resetting_its_stream_is_recorded(henvoy, tag):
     result = subprocess.run(
         ["curl", "-sS", "--http2-prior-knowledge", "--max-time", "0.5", "-o", "/dev/null",
          "-H", "content-type: application/json", "-H", "x-hostile: slow-sse",
-         "-H", f"x-llm-customer: {tag}", "--data-binary", '{"model":"gpt-4o-mini","stream":true}',
+         "-H", f"x-llm-customer: {tag}", "--data-binary", '{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true}}',
          f"http://127.0.0.1:{henvoy.listener_port}{CHAT}"],
         capture_output=True, text=True, timeout=30)
     assert result.returncode == 28, result.stderr  # curl's "operation timed out"

@@ -42,8 +42,8 @@ pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary
 
 # Label cap for this Envoy: 4 features stay below it, 8 customers and 6 models go past it.
 LABEL_CAP = 5
-# Budget metrics come from budget enforcement, which is configured separately; their panels
-# are checked only once the filter emits them.
+# Budget metrics come from the `search-daily` budget the stack configures; their panels
+# are checked like every other panel.
 BUDGET_METRICS = ("tokenmeter_budget_utilization_ratio_permille", "tokenmeter_budget_admissions_total")
 
 
@@ -102,7 +102,12 @@ def start_prometheus(workdir: Path, envoy_admin_port: int):
 def stack(mock, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("prometheus-e2e")
     envoy = start_envoy(workdir / "envoy", mock.port,
-                        plugin_config=json.dumps({"metrics": {"max_label_values": LABEL_CAP}}))
+                        plugin_config=json.dumps({
+                            "metrics": {"max_label_values": LABEL_CAP},
+                            # Generous, so that it admits everything: its panels need data.
+                            "budget": {"budgets": [{"id": "search-daily", "match": {"feature": "search"},
+                                                    "limit_usd": "100", "window": "day"}]},
+                        }))
     try:
         base, proc, log = start_prometheus(workdir, envoy.admin_port)
     except Exception:
@@ -252,8 +257,8 @@ def test_every_dashboard_query_returns_data(stack, traffic):
 
 def test_budget_panels_return_data(stack, traffic):
     envoy, base = stack
-    if not any(m in envoy.prometheus() for m in BUDGET_METRICS):
-        pytest.skip("the filter emits no budget metrics yet (budget enforcement is not wired into the shell)")
+    text = envoy.prometheus()
+    assert all(m in text for m in BUDGET_METRICS), "the search budget's metrics are missing"
     queries = _dashboard_queries(budget=True)
     assert len(queries) == 2
     _assert_all_return_data(base, queries)
