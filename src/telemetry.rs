@@ -17,8 +17,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
-
 use crate::attribution::{log_safe, sanitize_label, CardinalityGuard, Dimension};
 use crate::host::{MetricKind, Metrics, SharedStore};
 use crate::meter::Record;
@@ -516,59 +514,168 @@ pub fn filter_state(record: &Record) -> Vec<(&'static str, String)> {
 
 /// `llm.record`: one JSON object with every filter-state value (token counts as numbers, the
 /// cost as its 9-place string or null when unpriced) plus request/response extras.
+///
+/// Written straight into one string rather than through a `serde_json::Value` map: this runs
+/// on every metered request, and building the map cost ~40 small allocations for a value
+/// that is serialised once and thrown away. Keys are constants (no escaping needed); string
+/// values are escaped as JSON requires.
 pub fn record_json(record: &Record) -> String {
     let u = &record.usage;
-    let text = |v: &Option<String>| v.as_deref().map(log_safe).map_or(Value::Null, Value::String);
-    let mut m = Map::new();
-    m.insert(KEY_PROVIDER.into(), json!(record.route.provider.name()));
-    m.insert(KEY_OPERATION.into(), json!(record.route.operation.name()));
-    m.insert(KEY_REQUEST_MODEL.into(), text(&record.request.model));
-    m.insert(KEY_RESPONSE_MODEL.into(), text(&record.response.model));
-    m.insert(KEY_RESPONSE_ID.into(), text(&record.response.id));
-    m.insert(KEY_INPUT_TOKENS.into(), json!(u.input_tokens));
-    m.insert(KEY_OUTPUT_TOKENS.into(), json!(u.output_tokens));
-    m.insert(KEY_CACHE_READ_TOKENS.into(), json!(u.cache_read_tokens));
-    m.insert(KEY_CACHE_CREATION_TOKENS.into(), json!(u.cache_creation_tokens));
-    m.insert(KEY_REASONING_TOKENS.into(), json!(u.reasoning_tokens));
-    m.insert(RECORD_CACHE_CREATION_5M_TOKENS.into(), json!(u.cache_creation_5m_tokens));
-    m.insert(RECORD_CACHE_CREATION_1H_TOKENS.into(), json!(u.cache_creation_1h_tokens));
-    m.insert(KEY_COST_USD.into(), record.cost.map_or(Value::Null, |c| json!(c.to_usd_string())));
-    m.insert(RECORD_COST_PICO_USD.into(), record.cost.map_or(Value::Null, |c| json!(c.0)));
-    m.insert(RECORD_PRICED_MODEL.into(), text(&record.priced_model));
-    m.insert(RECORD_PRICE_TABLE_VERSION.into(), text(&record.price_table_version));
-    m.insert(KEY_USAGE_SOURCE.into(), json!(record.usage_source.as_str()));
-    m.insert(RECORD_USAGE_MISSING_REASON.into(), record.usage_missing_reason.map_or(Value::Null, |r| json!(r)));
-    m.insert(KEY_FEATURE.into(), json!(record.attribution.feature));
-    m.insert(KEY_CUSTOMER.into(), json!(record.attribution.customer));
-    m.insert(KEY_USER.into(), json!(record.attribution.user));
-    m.insert(RECORD_REQUEST_STREAM.into(), json!(record.request.stream));
-    m.insert(RECORD_REQUEST_MAX_TOKENS.into(), json!(record.request.max_output_tokens));
-    let reasons: Vec<String> = record.response.finish_reason.iter().map(|r| log_safe(r)).collect();
-    m.insert(RECORD_FINISH_REASONS.into(), json!(reasons));
-    let tier = text(&record.response.service_tier);
+    let mut w = JsonObject::with_capacity(1024);
+    w.str(KEY_PROVIDER, record.route.provider.name());
+    w.str(KEY_OPERATION, record.route.operation.name());
+    w.opt_log_safe(KEY_REQUEST_MODEL, record.request.model.as_deref());
+    w.opt_log_safe(KEY_RESPONSE_MODEL, record.response.model.as_deref());
+    w.opt_log_safe(KEY_RESPONSE_ID, record.response.id.as_deref());
+    w.num(KEY_INPUT_TOKENS, u.input_tokens);
+    w.num(KEY_OUTPUT_TOKENS, u.output_tokens);
+    w.num(KEY_CACHE_READ_TOKENS, u.cache_read_tokens);
+    w.num(KEY_CACHE_CREATION_TOKENS, u.cache_creation_tokens);
+    w.num(KEY_REASONING_TOKENS, u.reasoning_tokens);
+    w.num(RECORD_CACHE_CREATION_5M_TOKENS, u.cache_creation_5m_tokens);
+    w.num(RECORD_CACHE_CREATION_1H_TOKENS, u.cache_creation_1h_tokens);
+    match record.cost {
+        Some(c) => w.str(KEY_COST_USD, &c.to_usd_string()),
+        None => w.null(KEY_COST_USD),
+    }
+    w.opt_num(RECORD_COST_PICO_USD, record.cost.map(|c| c.0));
+    w.opt_log_safe(RECORD_PRICED_MODEL, record.priced_model.as_deref());
+    w.opt_log_safe(RECORD_PRICE_TABLE_VERSION, record.price_table_version.as_deref());
+    w.str(KEY_USAGE_SOURCE, record.usage_source.as_str());
+    match record.usage_missing_reason {
+        Some(r) => w.str(RECORD_USAGE_MISSING_REASON, r),
+        None => w.null(RECORD_USAGE_MISSING_REASON),
+    }
+    w.str(KEY_FEATURE, &record.attribution.feature);
+    w.str(KEY_CUSTOMER, &record.attribution.customer);
+    w.str(KEY_USER, &record.attribution.user);
+    w.bool(RECORD_REQUEST_STREAM, record.request.stream);
+    w.opt_num(RECORD_REQUEST_MAX_TOKENS, record.request.max_output_tokens);
+    w.key(RECORD_FINISH_REASONS);
+    w.out.push('[');
+    if let Some(reason) = &record.response.finish_reason {
+        w.string(&log_safe(reason));
+    }
+    w.out.push(']');
+    let tier = record.response.service_tier.as_deref();
     if crate::meter::is_openai_family(record.route.provider) {
-        m.insert(RECORD_OPENAI_SERVICE_TIER.into(), tier.clone());
+        w.opt_log_safe(RECORD_OPENAI_SERVICE_TIER, tier);
     }
-    m.insert(RECORD_SERVICE_TIER.into(), tier);
-    m.insert(RECORD_HTTP_STATUS.into(), json!(record.status));
-    m.insert(RECORD_DURATION_MS.into(), json!(record.duration_ms));
+    w.opt_log_safe(RECORD_SERVICE_TIER, tier);
+    w.opt_num(RECORD_HTTP_STATUS, record.status.map(u64::from));
+    w.opt_num(RECORD_DURATION_MS, record.duration_ms);
     if record.azure_deployment.is_some() {
-        m.insert(RECORD_AZURE_DEPLOYMENT.into(), text(&record.azure_deployment));
+        w.opt_log_safe(RECORD_AZURE_DEPLOYMENT, record.azure_deployment.as_deref());
     }
-    m.insert(RECORD_RETRY_SOURCE.into(), record.retry.map_or(Value::Null, |r| json!(r.name())));
-    m.insert(RECORD_STREAMED.into(), json!(record.streamed));
-    m.insert(RECORD_TIME_TO_FIRST_TOKEN_MS.into(), json!(record.time_to_first_token_ms));
-    m.insert(RECORD_TIME_TO_RESPONSE_HEADERS_MS.into(), json!(record.time_to_response_headers_ms));
+    match record.retry {
+        Some(r) => w.str(RECORD_RETRY_SOURCE, r.name()),
+        None => w.null(RECORD_RETRY_SOURCE),
+    }
+    w.bool(RECORD_STREAMED, record.streamed);
+    w.opt_num(RECORD_TIME_TO_FIRST_TOKEN_MS, record.time_to_first_token_ms);
+    w.opt_num(RECORD_TIME_TO_RESPONSE_HEADERS_MS, record.time_to_response_headers_ms);
     for (key, value) in record.budget.iter().flat_map(|d| d.filter_state()) {
-        m.insert(key.into(), json!(value));
+        w.str(key, &value);
     }
-    Value::Object(m).to_string()
+    w.finish()
+}
+
+/// A minimal writer for one flat JSON object with constant keys.
+struct JsonObject {
+    out: String,
+    first: bool,
+}
+
+impl JsonObject {
+    fn with_capacity(n: usize) -> Self {
+        let mut out = String::with_capacity(n);
+        out.push('{');
+        Self { out, first: true }
+    }
+
+    /// Keys are this module's constants: plain ASCII without quotes or backslashes.
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
+    }
+
+    /// A JSON string: quote and backslash escaped, control characters as `\u00XX` (as
+    /// serde_json does).
+    fn string(&mut self, value: &str) {
+        self.out.push('"');
+        let mut rest = value;
+        while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+            let (plain, tail) = rest.split_at(i);
+            self.out.push_str(plain);
+            let mut chars = tail.chars();
+            match chars.next() {
+                Some('"') => self.out.push_str("\\\""),
+                Some('\\') => self.out.push_str("\\\\"),
+                Some('\n') => self.out.push_str("\\n"),
+                Some('\r') => self.out.push_str("\\r"),
+                Some('\t') => self.out.push_str("\\t"),
+                Some(c) => self.out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                None => {}
+            }
+            rest = chars.as_str();
+        }
+        self.out.push_str(rest);
+        self.out.push('"');
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        self.string(value);
+    }
+
+    fn null(&mut self, key: &str) {
+        self.key(key);
+        self.out.push_str("null");
+    }
+
+    fn num(&mut self, key: &str, value: u64) {
+        use std::fmt::Write;
+        self.key(key);
+        // Writing into a String cannot fail.
+        if write!(self.out, "{value}").is_err() {}
+    }
+
+    fn opt_num(&mut self, key: &str, value: Option<u64>) {
+        match value {
+            Some(v) => self.num(key, v),
+            None => self.null(key),
+        }
+    }
+
+    fn bool(&mut self, key: &str, value: bool) {
+        self.key(key);
+        self.out.push_str(if value { "true" } else { "false" });
+    }
+
+    /// A text value made log-safe ([`log_safe`]), or null when absent.
+    fn opt_log_safe(&mut self, key: &str, value: Option<&str>) {
+        match value {
+            Some(v) => self.str(key, &log_safe(v)),
+            None => self.null(key),
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.out.push('}');
+        self.out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
+    use serde_json::{json, Value};
     use crate::attribution::Attribution;
     use crate::host::fake::FakeMetrics;
     use crate::pricing::PicoUsd;
@@ -815,6 +922,26 @@ mod tests {
         unpriced.cost = None;
         let v: Value = serde_json::from_str(&record_json(&unpriced)).unwrap();
         assert!(v[KEY_COST_USD].is_null());
+    }
+
+    #[test]
+    fn the_record_json_escapes_client_text_like_serde_json() {
+        // Attribution values come from request headers verbatim: quotes, backslashes, control
+        // characters and non-ASCII must survive a JSON round trip unchanged.
+        let mut r = record();
+        let nasty = "a\"b\\c\n\t\r\u{1}\u{1f}é€😀\u{7f}/";
+        r.attribution.feature = nasty.to_string();
+        r.attribution.customer = String::new();
+        r.response.finish_reason = None;
+        r.response.model = Some("m\u{0}\"x".into());
+        let text = record_json(&r);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v[KEY_FEATURE], json!(nasty));
+        assert_eq!(v[KEY_CUSTOMER], json!(""));
+        assert_eq!(v[RECORD_FINISH_REASONS], json!([]));
+        // Model text is log-safe: control characters become `_`, the quote survives.
+        assert_eq!(v[KEY_RESPONSE_MODEL], json!("m_\"x"));
+        assert!(!text.chars().any(|c| c < ' '), "raw control character in {text}");
     }
 
     #[test]

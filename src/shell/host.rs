@@ -29,7 +29,9 @@ pub(crate) fn host_error(status: Status) -> HostError {
 /// Envoy stats, with a per-VM cache of metric ids.
 #[derive(Default)]
 pub(crate) struct HostMetrics {
-    ids: HashMap<(u8, String), MetricId>,
+    /// One map per metric kind, keyed by the full stat name: looked up by `&str`, so a hit
+    /// (every request after the first with the same labels) allocates nothing.
+    ids: [HashMap<String, MetricId>; 3],
 }
 
 fn metric_type(kind: MetricKind) -> (u8, MetricType) {
@@ -43,13 +45,15 @@ fn metric_type(kind: MetricKind) -> (u8, MetricType) {
 impl Metrics for HostMetrics {
     fn define(&mut self, kind: MetricKind, name: &str) -> Result<MetricId, HostError> {
         let (tag, host_kind) = metric_type(kind);
-        let key = (tag, name.to_string());
-        if let Some(id) = self.ids.get(&key) {
+        let Some(ids) = self.ids.get_mut(usize::from(tag)) else {
+            return hostcalls::define_metric(host_kind, name).map_err(host_error);
+        };
+        if let Some(id) = ids.get(name) {
             return Ok(*id);
         }
         let id = hostcalls::define_metric(host_kind, name).map_err(host_error)?;
-        if self.ids.len() < METRIC_CACHE_LIMIT {
-            self.ids.insert(key, id);
+        if ids.len() < METRIC_CACHE_LIMIT {
+            ids.insert(name.to_string(), id);
         }
         Ok(id)
     }
