@@ -28,16 +28,17 @@ use tokenmeter::telemetry::{
     METRIC_COST_NANOUSD, METRIC_LABEL_OVERFLOW, METRIC_OPERATION_DURATION_MS, METRIC_REQUESTS,
     METRIC_RESPONSES, METRIC_RETRIES, METRIC_RETRY_COST_NANOUSD, METRIC_TIME_PER_OUTPUT_TOKEN_MS,
     METRIC_TIME_TO_FIRST_TOKEN_MS, METRIC_TOKENS, METRIC_TOKEN_USAGE, METRIC_UNPRICED,
-    METRIC_USAGE_MISSING,
+    METRIC_USAGE_ESTIMATED, METRIC_USAGE_MISSING,
 };
 use tokenmeter::usage::UsageSource;
 
 /// The per-request metrics a record can produce (names are the telemetry constants).
-const KNOWN_METRICS: [&str; 13] = [
+const KNOWN_METRICS: [&str; 14] = [
     METRIC_REQUESTS,
     METRIC_TOKENS,
     METRIC_COST_NANOUSD,
     METRIC_USAGE_MISSING,
+    METRIC_USAGE_ESTIMATED,
     METRIC_UNPRICED,
     METRIC_LABEL_OVERFLOW,
     METRIC_RESPONSES,
@@ -202,10 +203,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, split, "split feeding changed the record");
 
     if whole.cost.is_some() {
-        assert_eq!(
+        // Reported usage is priced, and so is an estimate; missing usage never is.
+        assert_ne!(
             whole.usage_source,
-            UsageSource::Reported,
-            "cost without reported usage"
+            UsageSource::Missing,
+            "cost without usage"
         );
         assert!(whole.priced_model.is_some(), "cost without a priced model");
     }

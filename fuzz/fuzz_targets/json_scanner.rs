@@ -124,12 +124,9 @@ impl Visitor for Collect {
             Scalar::Number(Number::Other) => Value::OtherNumber,
             Scalar::String(s) => {
                 if let Some(t) = s.text {
-                    // KNOWN ISSUE (tests/regressions_json.rs): lossy UTF-8 repair turns each
-                    // invalid byte into a 3-byte U+FFFD after the cut, so text can reach 3x
-                    // MAX_STRING_BYTES although the docs promise at most MAX_STRING_BYTES.
-                    // Tighten to `<= MAX_STRING_BYTES` once the scanner cuts after repair.
+                    // At most MAX_STRING_BYTES, lossy UTF-8 repair included.
                     assert!(
-                        t.len() <= 3 * MAX_STRING_BYTES,
+                        t.len() <= MAX_STRING_BYTES,
                         "captured text of {} bytes",
                         t.len()
                     );

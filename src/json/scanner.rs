@@ -975,6 +975,7 @@ impl Scanner {
             return;
         }
         let bytes = self.str_buf.get(..self.str_len).unwrap_or(&[]);
+        let mut repair_cut = false;
         // A cut string may end inside a character; drop that partial character. Anything
         // else that is not UTF-8 is repaired rather than rejected: it is only a label.
         let text = match std::str::from_utf8(bytes) {
@@ -984,14 +985,16 @@ impl Scanner {
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .unwrap_or(""),
             Err(_) => {
+                // Each invalid byte becomes a 3-byte U+FFFD, so a repaired string can outgrow
+                // the cap: stop at the cap (on a character boundary) and call it truncated.
                 self.repaired.clear();
-                self.repaired.push_str(&String::from_utf8_lossy(bytes));
+                repair_capped(bytes, &mut self.repaired, &mut repair_cut);
                 self.repaired.as_str()
             }
         };
         let value = Scalar::String(JsonStr {
             text: Some(text),
-            truncated,
+            truncated: truncated || repair_cut,
             raw_len,
         });
         visitor.scalar(self.interest, &self.path(), value);
@@ -1101,5 +1104,32 @@ impl Scanner {
         self.state = State::Literal;
         self.lit = lit;
         self.lit_pos = 1;
+    }
+}
+
+/// Appends `bytes` to `out` with each invalid UTF-8 sequence replaced by U+FFFD, stopping
+/// before `out` would pass [`MAX_STRING_BYTES`]; `cut` is set when something was left out.
+fn repair_capped(bytes: &[u8], out: &mut String, cut: &mut bool) {
+    let mut push = |piece: &str, out: &mut String| -> bool {
+        let room = MAX_STRING_BYTES.saturating_sub(out.len());
+        if piece.len() <= room {
+            out.push_str(piece);
+            return true;
+        }
+        let mut end = room;
+        while end > 0 && !piece.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push_str(piece.get(..end).unwrap_or(""));
+        *cut = true;
+        false
+    };
+    for chunk in bytes.utf8_chunks() {
+        if !push(chunk.valid(), out) {
+            return;
+        }
+        if !chunk.invalid().is_empty() && !push("\u{FFFD}", out) {
+            return;
+        }
     }
 }
