@@ -24,27 +24,12 @@ use crate::budget::{
     Dimensions, ErrorDialect, EstimateInput, Outcome, Plan, Reservation,
 };
 use crate::config::Config;
-use crate::host::{MetricKind, Metrics, SharedStore};
+use crate::host::SharedStore;
+use crate::telemetry::{self, MetricUpdate};
 use crate::meter::Record;
 use crate::pricing::PicoUsd;
 use crate::providers::{Api, Provider, RequestFacts, Route};
 use crate::usage::UsageSource;
-
-/// Budget decisions taken at request time, by budget and decision.
-pub const METRIC_BUDGET_ADMISSIONS: &str = "tokenmeter_budget_admissions_total";
-/// Used (spent + reserved) over limit of a budget's current window, in permille.
-pub const METRIC_BUDGET_UTILIZATION: &str = "tokenmeter_budget_utilization_ratio_permille";
-/// Pulls of the limits document that failed (transport, status, or a rejected document).
-pub const METRIC_LIMITS_PULL_FAILURES: &str = "tokenmeter_limits_pull_failures_total";
-/// Pulls of the limits document that were stored.
-pub const METRIC_LIMITS_PULLS: &str = "tokenmeter_limits_pulls_total";
-/// Request bodies larger than `max_request_body_bytes`: forwarded unchanged (no cap, no
-/// usage injection), reserved from their size.
-pub const METRIC_REQUEST_BODY_TOO_LARGE: &str = "tokenmeter_request_body_too_large_total";
-/// Metric label of the budget id.
-pub const LABEL_BUDGET: &str = "budget";
-/// Metric label of the decision (`allowed`, `rejected`, `soft_exceeded`).
-pub const LABEL_DECISION: &str = "decision";
 
 impl Dimensions for Attribution {
     fn value(&self, dimension: &str) -> Option<&str> {
@@ -139,61 +124,18 @@ pub struct Forward {
 #[derive(Debug)]
 pub struct Decided {
     pub verdict: Verdict,
-    pub metrics: Vec<BudgetMetric>,
+    pub metrics: Vec<MetricUpdate>,
     pub errors: Vec<BudgetError>,
 }
 
-/// A stat change of the budget layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BudgetMetric {
-    /// Add 1 to a counter (full stat name with embedded tags).
-    Count(String),
-    /// Set a gauge.
-    Gauge(String, u64),
+/// The budget decision counter of one admission.
+fn admissions_metric(budget_id: &str, outcome: Outcome) -> Vec<MetricUpdate> {
+    telemetry::budget_admission_plan(budget_id, outcome.as_str())
 }
 
-/// Applies budget stat changes; returns how many failed.
-pub fn apply_metrics(metrics: &mut dyn Metrics, updates: &[BudgetMetric]) -> u32 {
-    let mut failed = 0u32;
-    for u in updates {
-        let r = match u {
-            BudgetMetric::Count(name) => metrics
-                .define(MetricKind::Counter, name)
-                .and_then(|id| metrics.increment(id, 1)),
-            BudgetMetric::Gauge(name, v) => metrics
-                .define(MetricKind::Gauge, name)
-                .and_then(|id| metrics.record(id, *v)),
-        };
-        if r.is_err() {
-            failed = failed.saturating_add(1);
-        }
-    }
-    failed
-}
-
-fn admissions_metric(budget_id: &str, outcome: Outcome) -> BudgetMetric {
-    // Budget ids are restricted to `A-Z a-z 0-9 _ - .` at parse time: safe as a tag value.
-    BudgetMetric::Count(crate::telemetry::stat_name(
-        &[(LABEL_BUDGET, budget_id), (LABEL_DECISION, outcome.as_str())],
-        METRIC_BUDGET_ADMISSIONS,
-    ))
-}
-
-fn utilization_metric(budget_id: &str, ppm: u64) -> BudgetMetric {
-    BudgetMetric::Gauge(
-        crate::telemetry::stat_name(&[(LABEL_BUDGET, budget_id)], METRIC_BUDGET_UTILIZATION),
-        ppm / 1000,
-    )
-}
-
-/// The counter of one limits pull outcome.
-pub fn limits_pull_metric(ok: bool) -> BudgetMetric {
-    BudgetMetric::Count(if ok { METRIC_LIMITS_PULLS } else { METRIC_LIMITS_PULL_FAILURES }.to_string())
-}
-
-/// The counter of a body too large to hold.
-pub fn body_too_large_metric() -> BudgetMetric {
-    BudgetMetric::Count(METRIC_REQUEST_BODY_TOO_LARGE.to_string())
+/// The utilisation gauge of one budget, from parts per million.
+fn utilization_metric(budget_id: &str, ppm: u64) -> Vec<MetricUpdate> {
+    telemetry::budget_utilization_plan(budget_id, ppm / 1000)
 }
 
 /// Adds `"stream_options":{"include_usage":true}` to an OpenAI chat request body that streams
@@ -314,17 +256,17 @@ pub fn decide<S: SharedStore + ?Sized>(store: &S, input: &Input<'_>, now_unix_mi
     match decision.outcome {
         Outcome::Rejected => {
             if let Some(id) = &decision.budget_id {
-                metrics.push(admissions_metric(id, Outcome::Rejected));
+                metrics.extend(admissions_metric(id, Outcome::Rejected));
             }
         }
         _ => {
             for s in &admission.snapshots {
-                metrics.push(admissions_metric(&s.budget_id, s.outcome));
+                metrics.extend(admissions_metric(&s.budget_id, s.outcome));
             }
         }
     }
     for s in &admission.snapshots {
-        metrics.push(utilization_metric(&s.budget_id, s.utilisation_ppm));
+        metrics.extend(utilization_metric(&s.budget_id, s.utilisation_ppm));
     }
     if decision.outcome == Outcome::Rejected {
         let rejection = budget::rejection(&decision, error_dialect(input.route));
@@ -390,7 +332,7 @@ pub enum Settlement {
 pub struct Settled {
     pub how: Settlement,
     pub report: budget::SettleReport,
-    pub metrics: Vec<BudgetMetric>,
+    pub metrics: Vec<MetricUpdate>,
 }
 
 /// Input plus output tokens of a record (what token limits count).
@@ -461,7 +403,7 @@ impl Ticket {
                     .limit_usd
                     .map_or(0, |l| ppm(c.used_pico(), l.0))
                     .max(def.limit_tokens.map_or(0, |l| ppm(c.used_tokens(), l)));
-                metrics.push(utilization_metric(id, u));
+                metrics.extend(utilization_metric(id, u));
             }
         }
         Settled {

@@ -101,6 +101,13 @@ pub const METRIC_RETRIES: &str = "tokenmeter_retries_total";
 pub const METRIC_RETRY_COST_NANOUSD: &str = "tokenmeter_retry_cost_nanousd_total";
 pub const METRIC_BUDGET_ADMISSIONS: &str = "tokenmeter_budget_admissions_total";
 pub const METRIC_BUDGET_UTILIZATION: &str = "tokenmeter_budget_utilization_ratio_permille";
+/// Pulls of the limits document that were stored.
+pub const METRIC_LIMITS_PULLS: &str = "tokenmeter_limits_pulls_total";
+/// Pulls of the limits document that failed (transport, status, or a rejected document).
+pub const METRIC_LIMITS_PULL_FAILURES: &str = "tokenmeter_limits_pull_failures_total";
+/// Request bodies larger than `max_request_body_bytes`: forwarded unchanged (no cap, no
+/// usage injection), reserved from their size.
+pub const METRIC_REQUEST_BODY_TOO_LARGE: &str = "tokenmeter_request_body_too_large_total";
 // OpenTelemetry GenAI histograms. Envoy histograms hold integers, so durations are whole
 // milliseconds and say so in the name (OTel's own are float seconds).
 pub const METRIC_TOKEN_USAGE: &str = "gen_ai_client_token_usage";
@@ -459,6 +466,17 @@ pub fn budget_admission_plan(budget: &str, decision: &str) -> Vec<MetricUpdate> 
 pub fn budget_utilization_plan(budget: &str, permille: u64) -> Vec<MetricUpdate> {
     let name = stat_name(&[(LABEL_BUDGET, &sanitize_label(budget))], METRIC_BUDGET_UTILIZATION);
     vec![MetricUpdate { kind: MetricKind::Gauge, name, delta: permille }]
+}
+
+/// The counter of one pull of the limits document, stored (`ok`) or failed.
+pub fn limits_pull_plan(ok: bool) -> Vec<MetricUpdate> {
+    let name = if ok { METRIC_LIMITS_PULLS } else { METRIC_LIMITS_PULL_FAILURES };
+    counter(name.to_string(), 1).into_iter().collect()
+}
+
+/// The counter of a request body too large to hold for admission.
+pub fn body_too_large_plan() -> Vec<MetricUpdate> {
+    counter(METRIC_REQUEST_BODY_TOO_LARGE.to_string(), 1).into_iter().collect()
 }
 
 /// The increment for a request that is not recognised LLM traffic (no labels: its path and

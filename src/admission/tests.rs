@@ -9,6 +9,7 @@
 use super::*;
 use crate::budget::state::Counters;
 use crate::host::fake::{FakeMetrics, FakeStore};
+use crate::host::MetricKind;
 use crate::meter::{Exchange, RequestHead};
 use crate::providers::Operation;
 
@@ -180,9 +181,11 @@ fn caps_clamp_and_the_reservation_settles_to_the_actual_cost_despite_cas_conflic
     let body = br#"{"model":"gpt-4o","max_tokens":4000,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let d = run(&store, &c, CHAT, "acme", body);
     assert!(d.errors.is_empty(), "{:?}", d.errors);
-    assert!(d.metrics.contains(&BudgetMetric::Count(
-        "budget=.=acme-day;.;decision=.=allowed;.;tokenmeter_budget_admissions_total".into()
-    )));
+    assert!(d.metrics.contains(&MetricUpdate {
+        kind: MetricKind::Counter,
+        name: "budget=.=acme-day;.;decision=.=allowed;.;tokenmeter_budget_admissions_total".into(),
+        delta: 1,
+    }));
     let f = forward(d);
     let v = body_json(&f);
     assert_eq!(v["max_tokens"], 50, "clamped");
@@ -213,7 +216,11 @@ fn caps_clamp_and_the_reservation_settles_to_the_actual_cost_despite_cas_conflic
     // Utilisation: 0.0009 USD of 1 USD -> 0 permille; the gauge is still set.
     assert_eq!(
         s.metrics,
-        vec![BudgetMetric::Gauge("budget=.=acme-day;.;tokenmeter_budget_utilization_ratio_permille".into(), 0)]
+        vec![MetricUpdate {
+            kind: MetricKind::Gauge,
+            name: "budget=.=acme-day;.;tokenmeter_budget_utilization_ratio_permille".into(),
+            delta: 0,
+        }]
     );
 }
 
@@ -227,9 +234,11 @@ fn exhausted_budgets_answer_429_in_the_callers_shape_and_hold_nothing() {
         (MESSAGES, "/error/type"),
     ] {
         let d = run(&store, &c, route, "acme", body);
-        assert!(d.metrics.contains(&BudgetMetric::Count(
-            "budget=.=tiny;.;decision=.=rejected;.;tokenmeter_budget_admissions_total".into()
-        )));
+        assert!(d.metrics.contains(&MetricUpdate {
+            kind: MetricKind::Counter,
+            name: "budget=.=tiny;.;decision=.=rejected;.;tokenmeter_budget_admissions_total".into(),
+            delta: 1,
+        }));
         let Verdict::Reject { rejection, decision } = d.verdict else {
             panic!("allowed")
         };
@@ -357,15 +366,16 @@ fn concurrent_admission_never_overshoots_and_loses_nothing() {
 #[test]
 fn budget_metrics_apply_through_the_host() {
     let mut m = FakeMetrics::default();
-    let updates = vec![
+    let updates = [
         admissions_metric("a", Outcome::SoftExceeded),
         utilization_metric("a", 1_234_567),
-        limits_pull_metric(false),
-    ];
-    assert_eq!(apply_metrics(&mut m, &updates), 0);
+        telemetry::limits_pull_plan(false),
+    ]
+    .concat();
+    assert_eq!(telemetry::apply(&updates, &mut m), 0);
     assert_eq!(m.value("budget=.=a;.;decision=.=soft_exceeded;.;tokenmeter_budget_admissions_total"), Some(1));
     assert_eq!(m.value("budget=.=a;.;tokenmeter_budget_utilization_ratio_permille"), Some(1234));
-    assert_eq!(m.value(METRIC_LIMITS_PULL_FAILURES), Some(1));
+    assert_eq!(m.value(telemetry::METRIC_LIMITS_PULL_FAILURES), Some(1));
 }
 
 #[test]

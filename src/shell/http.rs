@@ -231,18 +231,12 @@ impl Http {
         self.apply_metrics(&shared, &updates);
     }
 
-    fn apply_budget_metrics(&self, updates: &[admission::BudgetMetric]) {
+    fn apply_budget_metrics(&self, updates: &[crate::telemetry::MetricUpdate]) {
         if updates.is_empty() {
             return;
         }
-        let Some(shared) = &self.shared else { return };
-        let Ok(mut metrics) = shared.vm.metrics.try_borrow_mut() else {
-            self.log(LogLevel::Error, "metrics state busy; budget stats dropped");
-            return;
-        };
-        let failed = admission::apply_metrics(&mut *metrics, updates);
-        if failed > 0 {
-            self.log(LogLevel::Warn, &format!("{failed} budget metric updates failed"));
+        if let Some(shared) = &self.shared {
+            self.apply_metrics(shared, updates);
         }
     }
 
@@ -468,7 +462,7 @@ impl HttpContext for Http {
             let size = u64::try_from(body.len()).unwrap_or(u64::MAX);
             if too_large {
                 self.log(LogLevel::Info, "request body above max_request_body_bytes: forwarded unchanged");
-                self.apply_budget_metrics(&[admission::body_too_large_metric()]);
+                self.apply_budget_metrics(&crate::telemetry::body_too_large_plan());
                 return self.admit(None, size, body_size);
             }
             return self.admit(Some(&body), size, body_size);

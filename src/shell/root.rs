@@ -67,10 +67,10 @@ impl Root {
         log(level, self.context_id, message);
     }
 
-    fn count(&self, updates: &[admission::BudgetMetric]) {
+    fn count(&self, updates: &[crate::telemetry::MetricUpdate]) {
         match self.vm.metrics.try_borrow_mut() {
             Ok(mut metrics) => {
-                let failed = admission::apply_metrics(&mut *metrics, updates);
+                let failed = adapter::apply(&mut *metrics, updates);
                 if failed > 0 {
                     self.log(LogLevel::Warn, &format!("{failed} budget metric updates failed"));
                 }
@@ -128,7 +128,7 @@ impl Root {
                     LogLevel::Warn,
                     &format!("cannot pull budget limits from cluster {}: {status:?}", source.cluster),
                 );
-                self.count(&[admission::limits_pull_metric(false)]);
+                self.count(&crate::telemetry::limits_pull_plan(false));
             }
         }
     }
@@ -171,12 +171,12 @@ impl Context for Root {
                     LogLevel::Info,
                     &format!("budget limits pulled (version {})", version.as_deref().unwrap_or("-")),
                 );
-                self.count(&[admission::limits_pull_metric(true)]);
+                self.count(&crate::telemetry::limits_pull_plan(true));
                 self.refresh_limits();
             }
             Err(error) => {
                 self.log(LogLevel::Warn, &format!("budget limits pull failed, last good kept: {error}"));
-                self.count(&[admission::limits_pull_metric(false)]);
+                self.count(&crate::telemetry::limits_pull_plan(false));
             }
         }
     }
