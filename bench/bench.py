@@ -45,7 +45,7 @@ ROOT_ID = os.environ.get("TM_ROOT_ID", "tokenmeter")
 # section yet), (d) falls back to `{}` and the report says so.
 # TODO(budget): drop the fallback once the shell loads budgets from the plugin config.
 DEFAULT_BUDGET_CONFIG = json.dumps({"budget": {"budgets": [
-    {"id": "bench-acme", "match": {"customer": "acme"}, "limit_usd": "1000000000",
+    {"id": "bench-acme", "match": {"customer": "acme"}, "limit_usd": "1000000",
      "window": "month"}]}}, separators=(",", ":"))
 TM_BUDGET_CONFIG = os.environ.get("TM_BUDGET_CONFIG", DEFAULT_BUDGET_CONFIG)
 QUICK = os.environ.get("BENCH_QUICK", "0") not in ("", "0")
