@@ -8,14 +8,10 @@ edits the parsed config, so every suite runs the shipped filter chain plus only 
 from __future__ import annotations
 
 import socket
-import subprocess
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
-from .harness import (ENVOY, WASM, Envoy, _base_ids, bootstrap_config, free_port, http_get,
-                      wait_until)
+from .harness import WASM, Envoy, start_envoy
 
 
 def hcm(config: dict) -> dict:
@@ -28,38 +24,7 @@ def add_log_fields(config: dict, fields: dict[str, str]) -> None:
 
 def start_custom_envoy(workdir: Path, upstream_port: int, *, plugin_config: str = "{}",
                        mutate: Callable[[dict], None] | None = None, wasm: Path = WASM) -> Envoy:
-    if not wasm.exists():
-        raise RuntimeError(f"{wasm} is missing: run `make build`")
-    workdir.mkdir(parents=True, exist_ok=True)
-    listener_port, admin_port = free_port(), free_port()
-    access_log = workdir / "access.log"
-    config = bootstrap_config(listener_port=listener_port, admin_port=admin_port,
-                              upstream_port=upstream_port, access_log=access_log, wasm=wasm,
-                              plugin_config=plugin_config)
-    if mutate:
-        mutate(config)
-    config_path = workdir / "envoy.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    log_path = workdir / "envoy.log"
-    proc = subprocess.Popen(
-        [str(ENVOY), "-c", str(config_path), "--concurrency", "2",
-         "--base-id", str(next(_base_ids)), "--file-flush-interval-msec", "200",
-         "--log-level", "info", "--log-path", str(log_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir,
-    )
-    envoy = Envoy(listener_port, admin_port, access_log, proc, log_path)
-
-    def ready():
-        if proc.poll() is not None:
-            raise RuntimeError(f"envoy exited with {proc.returncode}:\n{envoy.envoy_log()[-3000:]}")
-        return http_get(envoy.admin + "/ready", 1).strip() == b"LIVE"
-
-    try:
-        wait_until(ready, 30, "envoy readiness", 0.1)
-    except Exception:
-        envoy.stop()
-        raise
-    return envoy
+    return start_envoy(workdir, upstream_port, wasm=wasm, plugin_config=plugin_config, mutate=mutate)
 
 
 def raw_request(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"",

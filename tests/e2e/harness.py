@@ -16,6 +16,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -183,7 +184,10 @@ class Envoy:
 
 
 def start_envoy(workdir: Path, upstream_port: int, *, wasm: Path = WASM,
-                plugin_config: str = "{}", extra_clusters: list[dict] | None = None) -> Envoy:
+                plugin_config: str = "{}", extra_clusters: list[dict] | None = None,
+                mutate: Callable[[dict], None] | None = None) -> Envoy:
+    """A real Envoy on free ports with the shipped bootstrap; `mutate` may edit the parsed
+    config first (extra filters, routes, log fields) so that a suite adds only what it needs."""
     if not wasm.exists():
         raise RuntimeError(f"{wasm} is missing: run `make build` (and `make build-test`)")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -192,6 +196,8 @@ def start_envoy(workdir: Path, upstream_port: int, *, wasm: Path = WASM,
     config = bootstrap_config(listener_port=listener_port, admin_port=admin_port,
                               upstream_port=upstream_port, access_log=access_log, wasm=wasm,
                               plugin_config=plugin_config, extra_clusters=extra_clusters)
+    if mutate:
+        mutate(config)
     config_path = workdir / "envoy.yaml"
     config_path.write_text(yaml.safe_dump(config))
     log_path = workdir / "envoy.log"
