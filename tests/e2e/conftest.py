@@ -7,6 +7,9 @@ import uuid
 
 import pytest
 
+# The harness holds shared assertions (assert_tokens): let pytest explain their failures too.
+pytest.register_assert_rewrite("tests.e2e.harness")
+
 from .harness import WASM_TEST, start_envoy, start_mock
 
 

@@ -253,3 +253,14 @@ def metric_sum(text: str, name: str, **labels: str) -> float:
     """Sum of `name` over every series whose labels include `labels`."""
     return sum(v for n, l, v in parse_prometheus(text)
                if n == name and all(l.get(k) == want for k, want in labels.items()))
+
+
+def assert_tokens(entry: dict, tokens: tuple[int, int, int, int, int]) -> None:
+    """The five token counts of an access-log entry, as plain decimal strings: input, output,
+    cache read, cache creation, reasoning."""
+    inp, out, cache_read, cache_creation, reasoning = tokens
+    assert entry["gen_ai.usage.input_tokens"] == str(inp)
+    assert entry["gen_ai.usage.output_tokens"] == str(out)
+    assert entry["gen_ai.usage.cache_read.input_tokens"] == str(cache_read)
+    assert entry["gen_ai.usage.cache_creation.input_tokens"] == str(cache_creation)
+    assert entry["gen_ai.usage.reasoning.output_tokens"] == str(reasoning)

@@ -16,7 +16,7 @@ import anthropic
 import openai
 import pytest
 
-from .harness import metric_sum
+from .harness import metric_sum, assert_tokens
 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation", "reasoning")
 
@@ -45,12 +45,7 @@ def check_record(envoy, tag, *, provider, operation, request_model, response_mod
     assert entry["gen_ai.response.model"] == response_model
     if response_id is not None:
         assert entry["gen_ai.response.id"] == response_id
-    inp, out, cache_read, cache_creation, reasoning = tokens
-    assert entry["gen_ai.usage.input_tokens"] == str(inp)
-    assert entry["gen_ai.usage.output_tokens"] == str(out)
-    assert entry["gen_ai.usage.cache_read.input_tokens"] == str(cache_read)
-    assert entry["gen_ai.usage.cache_creation.input_tokens"] == str(cache_creation)
-    assert entry["gen_ai.usage.reasoning.output_tokens"] == str(reasoning)
+    assert_tokens(entry, tokens)
     assert entry["llm.cost_usd"] == cost_usd
     assert entry["llm.usage_source"] == "reported"
     assert entry["llm.feature"] == "e2e"

@@ -22,7 +22,7 @@ import pytest
 
 from tests.mock_upstream.server import OPENAI_USAGE_STREAM, REPO_FIXTURES, load_fixture, without_usage
 
-from .harness import FIXTURES, metric_sum
+from .harness import FIXTURES, metric_sum, assert_tokens
 
 
 def post(envoy, path: str, body: dict, tag: str, **headers: str) -> tuple[int, dict, bytes]:
@@ -48,12 +48,7 @@ def check(envoy, tag, *, provider, request_model, response_model, tokens, cost_u
     assert entry["gen_ai.request.model"] == request_model
     if response_model is not None:
         assert entry["gen_ai.response.model"] == response_model
-    inp, out, cache_read, cache_creation, reasoning = tokens
-    assert entry["gen_ai.usage.input_tokens"] == str(inp)
-    assert entry["gen_ai.usage.output_tokens"] == str(out)
-    assert entry["gen_ai.usage.cache_read.input_tokens"] == str(cache_read)
-    assert entry["gen_ai.usage.cache_creation.input_tokens"] == str(cache_creation)
-    assert entry["gen_ai.usage.reasoning.output_tokens"] == str(reasoning)
+    assert_tokens(entry, tokens)
     assert entry["llm.usage_source"] == "reported"
     assert entry["llm.cost_usd"] == cost_usd
     labels = dict(gen_ai_provider_name=provider, gen_ai_request_model=label_model or request_model,
