@@ -38,10 +38,19 @@ pub const ESTIMATE_BYTES_PER_TOKEN: u64 = 4;
 
 /// What the shell can tell about the request head.
 pub trait RequestHead {
-    fn path(&self) -> Option<String>;
-    fn authority(&self) -> Option<String>;
-    fn method(&self) -> Option<String>;
     fn header(&self, name: &str) -> Option<String>;
+    /// `:path`, as Envoy presents it among the request headers.
+    fn path(&self) -> Option<String> {
+        self.header(":path")
+    }
+    /// `:authority`, as Envoy presents it among the request headers.
+    fn authority(&self) -> Option<String> {
+        self.header(":authority")
+    }
+    /// `:method`, as Envoy presents it among the request headers.
+    fn method(&self) -> Option<String> {
+        self.header(":method")
+    }
     /// A host property (dynamic metadata, peer identity) for trusted attribution sources;
     /// `None` when absent or unreadable.
     fn property(&self, _path: &[&str]) -> Option<Vec<u8>> {

@@ -65,15 +65,6 @@ struct HostRequestHead {
 }
 
 impl RequestHead for HostRequestHead {
-    fn path(&self) -> Option<String> {
-        self.header(":path")
-    }
-    fn authority(&self) -> Option<String> {
-        self.header(":authority")
-    }
-    fn method(&self) -> Option<String> {
-        self.header(":method")
-    }
     fn header(&self, name: &str) -> Option<String> {
         header_value(self.context_id, MapType::HttpRequestHeaders, name)
     }

@@ -17,15 +17,6 @@ use tokenmeter_micro as synth;
 struct Head(HashMap<&'static str, &'static str>);
 
 impl RequestHead for Head {
-    fn path(&self) -> Option<String> {
-        self.header(":path")
-    }
-    fn authority(&self) -> Option<String> {
-        self.header(":authority")
-    }
-    fn method(&self) -> Option<String> {
-        self.header(":method")
-    }
     fn header(&self, name: &str) -> Option<String> {
         self.0.get(name).map(|v| v.to_string())
     }
