@@ -340,7 +340,7 @@ impl Exchange {
         // `text/event-stream` (SSE) and `application/vnd.amazon.eventstream` (Bedrock).
         self.response_streamed =
             content_type.as_deref().is_some_and(|ct| ct.to_ascii_lowercase().contains("event-stream"));
-        let mut scanner = ResponseScanner::new(self.route.api, content_type.as_deref());
+        let mut scanner = ResponseScanner::for_route(self.route, content_type.as_deref());
         if self.route.provider == Provider::AwsBedrock {
             let count = |name: &str| header(name).and_then(|v| v.trim().parse::<u64>().ok());
             scanner.set_header_usage(
@@ -390,11 +390,11 @@ impl Exchange {
             return;
         }
         // Body without headers should not happen; scan it as the API's default format.
-        let api = self.route.api;
+        let route = self.route;
         let max = self.max_decompressed_bytes;
         let side = self.response.get_or_insert_with(|| ResponseSide {
             body: Body::new(None, max),
-            scanner: ResponseScanner::new(api, None),
+            scanner: ResponseScanner::for_route(route, None),
             outcome: None,
         });
         if side.outcome.is_some() {

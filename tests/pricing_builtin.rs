@@ -11,6 +11,7 @@ const M: u64 = 1_000_000;
 /// (model, input, cached input, cache write 5m, cache write 1h, output) in pico-USD / token.
 /// Non-Anthropic models bill no cache writes: their write rates equal input.
 const EXPECTED: &[(&str, u64, u64, u64, u64, u64)] = &[
+    ("babbage-002", 400_000, 400_000, 400_000, 400_000, 400_000),
     ("claude-3-5-haiku", 800_000, 80_000, M, 1_600_000, 4 * M),
     ("claude-3-5-sonnet", 3 * M, 300_000, 3_750_000, 6 * M, 15 * M),
     ("claude-3-7-sonnet", 3 * M, 300_000, 3_750_000, 6 * M, 15 * M),
@@ -22,6 +23,12 @@ const EXPECTED: &[(&str, u64, u64, u64, u64, u64)] = &[
     ("claude-opus-4-5", 5 * M, 500_000, 6_250_000, 10 * M, 25 * M),
     ("claude-sonnet-4", 3 * M, 300_000, 3_750_000, 6 * M, 15 * M),
     ("claude-sonnet-4-5", 3 * M, 300_000, 3_750_000, 6 * M, 15 * M),
+    ("command-a-03-2025", 2_500_000, 2_500_000, 2_500_000, 2_500_000, 10 * M),
+    ("command-r-08-2024", 150_000, 150_000, 150_000, 150_000, 600_000),
+    ("command-r7b-12-2024", 37_500, 37_500, 37_500, 37_500, 150_000),
+    ("davinci-002", 2 * M, 2 * M, 2 * M, 2 * M, 2 * M),
+    ("deepseek-chat", 280_000, 28_000, 280_000, 280_000, 420_000),
+    ("deepseek-reasoner", 280_000, 28_000, 280_000, 280_000, 420_000),
     ("gemini-2.0-flash", 100_000, 25_000, 100_000, 100_000, 400_000),
     ("gemini-2.0-flash-lite", 75_000, 75_000, 75_000, 75_000, 300_000),
     ("gemini-2.5-flash", 300_000, 30_000, 300_000, 300_000, 2_500_000),
@@ -44,6 +51,10 @@ const EXPECTED: &[(&str, u64, u64, u64, u64, u64)] = &[
     ("gpt-5-nano", 50_000, 5_000, 50_000, 50_000, 400_000),
     ("gpt-5-pro", 15 * M, 15 * M, 15 * M, 15 * M, 120 * M),
     ("gpt-5.1", 1_250_000, 125_000, 1_250_000, 1_250_000, 10 * M),
+    ("grok-3-mini", 300_000, 75_000, 300_000, 300_000, 500_000),
+    ("llama-3.1-8b-instant", 50_000, 50_000, 50_000, 50_000, 80_000),
+    ("llama-3.3-70b-versatile", 590_000, 590_000, 590_000, 590_000, 790_000),
+    ("mistral-small-2506", 100_000, 100_000, 100_000, 100_000, 300_000),
     ("o1", 15 * M, 7_500_000, 15 * M, 15 * M, 60 * M),
     ("o1-pro", 150 * M, 150 * M, 150 * M, 150 * M, 600 * M),
     ("o3", 2 * M, 500_000, 2 * M, 2 * M, 8 * M),
@@ -221,6 +232,31 @@ fn resolves_real_world_ids() {
     ];
     for (id, canonical) in cases {
         assert_eq!(table.resolve(id).map(|(name, _)| name), Some(canonical), "{id}");
+    }
+}
+
+/// The OpenAI-compatible vendors, Cohere and OpenAI's legacy completions models resolve by the
+/// ids their APIs answer with, each to its vendor's published list and effective date.
+#[test]
+fn compatible_vendor_and_legacy_ids_resolve_with_their_source() {
+    let table = table();
+    let cases = [
+        ("babbage-002", "babbage-002", "https://platform.openai.com/docs/pricing", "2023-08-22"),
+        ("deepseek-chat", "deepseek-chat", "https://api-docs.deepseek.com/quick_start/pricing", "2025-09-29"),
+        ("llama-3.1-8b-instant", "llama-3.1-8b-instant", "https://groq.com/pricing", "2024-07"),
+        ("mistral-small-2506", "mistral-small-2506", "https://mistral.ai/pricing", "2025-06"),
+        ("grok-3-mini", "grok-3-mini", "https://docs.x.ai/docs/models", "2025-04"),
+        ("command-a-03-2025", "command-a-03-2025", "https://cohere.com/pricing", "2025-03-13"),
+        ("command-r-08-2024", "command-r-08-2024", "https://cohere.com/pricing", "2024-08-30"),
+    ];
+    for (id, name, source, since) in cases {
+        let (resolved, pricing) = table.resolve_pricing(id).unwrap();
+        assert_eq!((resolved, &*pricing.source, &*pricing.effective_date), (name, source, since), "{id}");
+        assert_eq!(pricing.web_search_per_call, None, "{id}: no per-call fee is metered");
+    }
+    // Words are never stripped: a neighbouring size or an unpinned alias stays unpriced.
+    for id in ["deepseek-coder", "llama-3.1-70b-instant", "mistral-small-latest", "grok-3", "command-r"] {
+        assert!(table.resolve(id).is_none(), "{id} must be unpriced");
     }
 }
 

@@ -22,6 +22,11 @@ pub enum Vendor {
     OpenAi,
     Anthropic,
     Gemini,
+    DeepSeek,
+    Groq,
+    MistralAi,
+    XAi,
+    Cohere,
 }
 
 impl Vendor {
@@ -30,6 +35,11 @@ impl Vendor {
             Vendor::OpenAi => "https://platform.openai.com/docs/pricing",
             Vendor::Anthropic => "https://docs.anthropic.com/en/docs/about-claude/pricing",
             Vendor::Gemini => "https://ai.google.dev/gemini-api/docs/pricing",
+            Vendor::DeepSeek => "https://api-docs.deepseek.com/quick_start/pricing",
+            Vendor::Groq => "https://groq.com/pricing",
+            Vendor::MistralAi => "https://mistral.ai/pricing",
+            Vendor::XAi => "https://docs.x.ai/docs/models",
+            Vendor::Cohere => "https://cohere.com/pricing",
         }
     }
 
@@ -39,10 +49,16 @@ impl Vendor {
     /// calls for every model (the older `web_search_preview` tool on non-reasoning models is
     /// $25 per 1,000; configure that per model if you use it). Gemini bills grounding per
     /// prompt with a daily free allowance, which a per-request meter cannot know: left unset.
+    /// The OpenAI-compatible vendors and Cohere: no per-call search fee is metered.
     pub fn web_search_per_call(self) -> Option<u64> {
         match self {
             Vendor::OpenAi | Vendor::Anthropic => Some(10_000_000_000),
-            Vendor::Gemini => None,
+            Vendor::Gemini
+            | Vendor::DeepSeek
+            | Vendor::Groq
+            | Vendor::MistralAi
+            | Vendor::XAi
+            | Vendor::Cohere => None,
         }
     }
 
@@ -50,7 +66,13 @@ impl Vendor {
     pub fn web_fetch_per_call(self) -> Option<u64> {
         match self {
             Vendor::Anthropic => Some(0),
-            Vendor::OpenAi | Vendor::Gemini => None,
+            Vendor::OpenAi
+            | Vendor::Gemini
+            | Vendor::DeepSeek
+            | Vendor::Groq
+            | Vendor::MistralAi
+            | Vendor::XAi
+            | Vendor::Cohere => None,
         }
     }
 }
@@ -97,6 +119,12 @@ const fn anthropic(name: &'static str, since: &'static str, standard: Card) -> R
 
 const fn gemini(name: &'static str, since: &'static str, standard: Card) -> Row {
     Row { name, vendor: Vendor::Gemini, since, standard, long: None, priority: None, flex: false }
+}
+
+/// A row of another vendor. The card is [`oa`]-shaped: none of these vendors bills cache
+/// writes, and those without prompt caching have `cached == input`.
+const fn vendor_row(vendor: Vendor, name: &'static str, since: &'static str, standard: Card) -> Row {
+    Row { name, vendor, since, standard, long: None, priority: None, flex: false }
 }
 
 const fn with_priority(mut row: Row, priority: &'static Card) -> Row {
@@ -200,6 +228,23 @@ static ROWS: &[Row] = &[
     gemini("gemini-2.5-flash-lite", "2025-07-22", oa(100_000, 10_000, 400_000)),
     gemini("gemini-2.0-flash", "2025-02-05", oa(100_000, 25_000, 400_000)),
     gemini("gemini-2.0-flash-lite", "2025-02-25", oa(75_000, 75_000, 300_000)),
+    // --- OpenAI legacy completions models (`/v1/completions`) ------------------------------
+    openai("babbage-002", "2023-08-22", oa(400_000, 400_000, 400_000)),
+    openai("davinci-002", "2023-08-22", oa(2_000_000, 2_000_000, 2_000_000)),
+    // --- DeepSeek (V3.2-Exp prices; `prompt_cache_hit_tokens` billed at the cache-hit rate) --
+    vendor_row(Vendor::DeepSeek, "deepseek-chat", "2025-09-29", oa(280_000, 28_000, 420_000)),
+    vendor_row(Vendor::DeepSeek, "deepseek-reasoner", "2025-09-29", oa(280_000, 28_000, 420_000)),
+    // --- Groq (no prompt caching on these models) -------------------------------------------
+    vendor_row(Vendor::Groq, "llama-3.1-8b-instant", "2024-07", oa(50_000, 50_000, 80_000)),
+    vendor_row(Vendor::Groq, "llama-3.3-70b-versatile", "2024-12", oa(590_000, 590_000, 790_000)),
+    // --- Mistral AI (pinned versions; `-latest` aliases move between prices) ----------------
+    vendor_row(Vendor::MistralAi, "mistral-small-2506", "2025-06", oa(100_000, 100_000, 300_000)),
+    // --- xAI ---------------------------------------------------------------------------------
+    vendor_row(Vendor::XAi, "grok-3-mini", "2025-04", oa(300_000, 75_000, 500_000)),
+    // --- Cohere (billed units; no prompt caching) -------------------------------------------
+    vendor_row(Vendor::Cohere, "command-a-03-2025", "2025-03-13", oa(2_500_000, 2_500_000, 10_000_000)),
+    vendor_row(Vendor::Cohere, "command-r-08-2024", "2024-08-30", oa(150_000, 150_000, 600_000)),
+    vendor_row(Vendor::Cohere, "command-r7b-12-2024", "2024-12-13", oa(37_500, 37_500, 150_000)),
 ];
 
 /// The rows, in no particular order (the table sorts them).

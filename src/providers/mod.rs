@@ -160,6 +160,23 @@ pub struct Route {
     pub api: Api,
 }
 
+impl Route {
+    /// What this route's counters mean: the API's conventions, except where a vendor counts
+    /// differently on the same wire format. xAI's chat completions report
+    /// `completion_tokens_details.reasoning_tokens` outside `completion_tokens` (its
+    /// `total_tokens` is prompt + completion + reasoning) and bill them as output, so the
+    /// reasoning is added to the output as for Gemini; read as OpenAI's, it would be unbilled.
+    pub fn conventions(self) -> Conventions {
+        match (self.provider, self.api) {
+            (Provider::XAi, Api::OpenAiChatCompletions) => Conventions {
+                reasoning: crate::usage::ReasoningConvention::OutputExcludesReasoning,
+                ..Conventions::OPENAI
+            },
+            _ => self.api.conventions(),
+        }
+    }
+}
+
 /// Why a body could not be read. One enum for the extraction layer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExtractError {

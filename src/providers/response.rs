@@ -18,10 +18,10 @@ use crate::stream::eventstream::{
 use crate::stream::json_array::JsonArrayFramer;
 use crate::stream::ndjson::{NdjsonFramer, Segment};
 use crate::stream::{SseFramer, SseSink};
-use crate::usage::Usage;
+use crate::usage::{Conventions, Usage};
 
 use super::mapping::Extractor;
-use super::{response_rules, Api, ExtractError, ResponseOutcome};
+use super::{response_rules, Api, ExtractError, ResponseOutcome, Route};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framing {
@@ -104,6 +104,8 @@ pub struct ResponseScanner {
     /// Usage from response headers (Bedrock `x-amzn-bedrock-*-token-count`), used when the
     /// body reports none.
     header_usage: Usage,
+    /// What the counters mean: the API's, or the route's where a vendor differs.
+    conventions: Conventions,
     outcome: Option<ResponseOutcome>,
 }
 
@@ -126,9 +128,18 @@ impl ResponseScanner {
             extractor: Extractor::new(response_rules(api)),
             stats: EventStats::default(),
             header_usage: Usage::default(),
+            conventions: api.conventions(),
             outcome: None,
         };
         scanner.set_framing(framing);
+        scanner
+    }
+
+    /// A scanner for a route: the route's API, with the route's counting conventions (a
+    /// vendor may count differently from the API it speaks, see [`Route::conventions`]).
+    pub fn for_route(route: Route, content_type: Option<&str>) -> Self {
+        let mut scanner = Self::new(route.api, content_type);
+        scanner.conventions = route.conventions();
         scanner
     }
 
@@ -371,11 +382,47 @@ impl ResponseScanner {
         let outcome = ResponseOutcome {
             unreadable: !readable && !usage.is_reported(),
             usage,
-            conventions: self.api.conventions(),
+            conventions: self.conventions,
             facts: self.extractor.facts.clone(),
             error,
         };
         self.outcome = Some(outcome.clone());
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+    use crate::providers::{Operation, Provider};
+
+    const XAI: &[u8] = include_bytes!("../../tests/fixtures/compat/xai-chat.json");
+
+    fn chat(provider: Provider) -> Route {
+        Route { provider, operation: Operation::Chat, api: Api::OpenAiChatCompletions }
+    }
+
+    fn scan(route: Route, body: &[u8]) -> crate::usage::NormalizedUsage {
+        let mut scanner = ResponseScanner::for_route(route, Some("application/json"));
+        scanner.feed(body);
+        let outcome = scanner.finish();
+        outcome.usage.normalize(outcome.conventions)
+    }
+
+    #[test]
+    fn xai_reasoning_outside_completion_tokens_is_added_to_the_output() {
+        // completion_tokens 9 + reasoning_tokens 94: xAI bills 103 output tokens.
+        let u = scan(chat(Provider::XAi), XAI);
+        assert_eq!((u.input_tokens, u.cache_read_tokens), (32, 6));
+        assert_eq!((u.output_tokens, u.reasoning_tokens), (103, 94));
+    }
+
+    #[test]
+    fn openai_reasoning_stays_inside_completion_tokens() {
+        // The same bytes from OpenAI mean reasoning is part of completion_tokens.
+        let u = scan(chat(Provider::OpenAi), XAI);
+        assert_eq!(u.output_tokens, 9);
+        assert_eq!(ResponseScanner::new(Api::OpenAiChatCompletions, None).conventions, Conventions::OPENAI);
     }
 }

@@ -6,6 +6,7 @@ patched in (ports, paths, plugin configuration), so the tests exercise the confi
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -264,3 +265,49 @@ def assert_tokens(entry: dict, tokens: tuple[int, int, int, int, int]) -> None:
     assert entry["gen_ai.usage.cache_read.input_tokens"] == str(cache_read)
     assert entry["gen_ai.usage.cache_creation.input_tokens"] == str(cache_creation)
     assert entry["gen_ai.usage.reasoning.output_tokens"] == str(reasoning)
+
+
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation", "reasoning")
+
+
+# --- One metered request and its record, for the provider suites -------------------------
+
+def post(envoy: Envoy, path: str, body: dict, tag: str, **headers: str) -> tuple[int, dict, bytes]:
+    """One POST through Envoy; returns status, headers and the exact body bytes received. A
+    `Host` header is sent as given (Envoy forwards it as the :authority the filter sees)."""
+    conn = http.client.HTTPConnection("127.0.0.1", envoy.listener_port, timeout=15)
+    raw = json.dumps(body).encode()
+    conn.request("POST", path, body=raw, headers={
+        "content-type": "application/json", "x-llm-customer": tag, "x-llm-feature": "e2e",
+        "x-llm-user": "u-" + tag, **headers})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+
+def check(envoy: Envoy, tag: str, *, provider, request_model, response_model, tokens, cost_usd,
+          cost_nanousd, label_model=None, operation="chat") -> dict:
+    """Asserts the access-log line and the series of the request tagged `tag`: provider,
+    operation, models, the five token counts (log and `tokenmeter_tokens_total`), reported
+    usage and the cost. Metric series are labelled with the priced (canonical) model,
+    `label_model`, when it differs from the requested id. An unpriced request has
+    `cost_usd=""` and no cost series (`cost_nanousd=0`)."""
+    entry = envoy.wait_entry(lambda e: e.get("llm.customer") == tag)
+    assert entry["gen_ai.provider.name"] == provider
+    assert entry["gen_ai.operation.name"] == operation
+    assert entry["gen_ai.request.model"] == request_model
+    if response_model is not None:
+        assert entry["gen_ai.response.model"] == response_model
+    assert_tokens(entry, tokens)
+    assert entry["llm.usage_source"] == "reported"
+    assert entry["llm.cost_usd"] == cost_usd
+    labels = dict(gen_ai_provider_name=provider, gen_ai_request_model=label_model or request_model,
+                  feature="e2e", customer=tag)
+    prom = envoy.prometheus()
+    assert metric_sum(prom, "tokenmeter_requests_total", **labels) == 1
+    for token_type, count in zip(TOKEN_TYPES, tokens):
+        got = metric_sum(prom, "tokenmeter_tokens_total", gen_ai_token_type=token_type, **labels)
+        assert got == count, f"{token_type}: {got} != {count}"
+    assert metric_sum(prom, "tokenmeter_cost_nanousd_total", **labels) == cost_nanousd
+    return entry

@@ -15,48 +15,13 @@ and from list prices (per 1M tokens):
 
 from __future__ import annotations
 
-import http.client
 import json
 
 import pytest
 
 from tests.mock_upstream.server import OPENAI_USAGE_STREAM, REPO_FIXTURES, load_fixture, without_usage
 
-from .harness import FIXTURES, metric_sum, assert_tokens
-
-
-def post(envoy, path: str, body: dict, tag: str, **headers: str) -> tuple[int, dict, bytes]:
-    """One POST through Envoy; returns status, headers and the exact body bytes received."""
-    conn = http.client.HTTPConnection("127.0.0.1", envoy.listener_port, timeout=15)
-    raw = json.dumps(body).encode()
-    conn.request("POST", path, body=raw, headers={
-        "content-type": "application/json", "x-llm-customer": tag, "x-llm-feature": "e2e",
-        "x-llm-user": "u-" + tag, **headers})
-    resp = conn.getresponse()
-    data = resp.read()
-    conn.close()
-    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-
-
-def check(envoy, tag, *, provider, request_model, response_model, tokens, cost_usd, cost_nanousd,
-          label_model=None):
-    """Asserts the access-log line and the series; metric series are labelled with the priced
-    (canonical) model, `label_model`, when it differs from the requested id."""
-    entry = envoy.wait_entry(lambda e: e.get("llm.customer") == tag)
-    assert entry["gen_ai.provider.name"] == provider
-    assert entry["gen_ai.operation.name"] == "chat"
-    assert entry["gen_ai.request.model"] == request_model
-    if response_model is not None:
-        assert entry["gen_ai.response.model"] == response_model
-    assert_tokens(entry, tokens)
-    assert entry["llm.usage_source"] == "reported"
-    assert entry["llm.cost_usd"] == cost_usd
-    labels = dict(gen_ai_provider_name=provider, gen_ai_request_model=label_model or request_model,
-                  feature="e2e", customer=tag)
-    prom = envoy.prometheus()
-    assert metric_sum(prom, "tokenmeter_requests_total", **labels) == 1
-    assert metric_sum(prom, "tokenmeter_cost_nanousd_total", **labels) == cost_nanousd
-    return entry
+from .harness import FIXTURES, check, metric_sum, post
 
 
 GEMINI_REQUEST = {"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}

@@ -14,6 +14,16 @@ recorded in ../shared/fixtures, so the filter is exercised on real bytes:
   POST /model/{id}/converse   Bedrock Converse JSON (tests/fixtures/bedrock/basic.json)
   POST /model/{id}/converse-stream  Bedrock ConverseStream, application/vnd.amazon.eventstream
                               (tests/fixtures/bedrock/basic.bin, chunked at odd offsets)
+  POST /model/{id}/invoke     Bedrock InvokeModel, an Anthropic body (bedrock/invoke.json)
+  POST /model/{id}/invoke-with-response-stream  InvokeModelWithResponseStream, eventstream
+                              of base64 `chunk`s (bedrock/invoke_stream.bin)
+  POST .../publishers/anthropic/models/{m}:rawPredict        Vertex AI Claude, JSON
+  POST .../publishers/anthropic/models/{m}:streamRawPredict  Vertex AI Claude, SSE
+                              (the Anthropic Messages recordings in tests/fixtures/anthropic)
+  POST /v1/completions        OpenAI legacy completions (ai-gateway cassettes), JSON or SSE
+  POST /openai/deployments/{d}/chat/completions  Azure OpenAI (azure/azure-chat-basic.json)
+  POST /v2/chat               Cohere v2 chat, JSON or SSE (tests/fixtures/cohere)
+  POST /api/chat, /api/generate  Ollama native, application/x-ndjson (tests/fixtures/ollama)
   anything else               200 text/plain, so that non-LLM traffic can be checked
 
 Fixture names starting with `repo:` are read from this repository's tests/fixtures.
@@ -21,7 +31,12 @@ Fixture names starting with `repo:` are read from this repository's tests/fixtur
 Test headers (never sent by real clients):
   x-mock-gzip: 1              gzip the body (Content-Encoding: gzip; a stream is compressed
                               incrementally with a sync flush per chunk)
-  x-mock-fixture: <relpath>   serve this fixture (relative to the fixtures dir) instead
+  x-mock-fixture: <relpath>   serve this fixture (relative to the fixtures dir) instead; a
+                              `.bin` is served as an eventstream and `.ndjson` as NDJSON,
+                              other files as SSE when the request has "stream": true, else JSON
+  x-mock-content-type: <ct>   serve with this content type (streamed if it is a stream type)
+  x-mock-headers: <json>      a JSON object of extra response headers (e.g. Bedrock's
+                              x-amzn-bedrock-input-token-count)
   x-mock-delay-ms: <n>        delay between streamed chunks (default 10)
   x-mock-chunks: <n>          number of pieces a stream is cut into (default 5); cuts fall at
                               arbitrary byte offsets, not at event boundaries, as on the wire
@@ -55,6 +70,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FIXTURES = REPO.parent / "shared" / "fixtures"
 REPO_FIXTURES = REPO / "tests" / "fixtures"
 EVENTSTREAM = "application/vnd.amazon.eventstream"
+NDJSON = "application/x-ndjson"
+STREAM_TYPES = ("text/event-stream", EVENTSTREAM, NDJSON, "application/json+stream")
 # The OpenAI recording made with include_usage, served by `x-mock-openai-usage: derive`.
 OPENAI_USAGE_STREAM = "agentgateway/completions/stream.json"
 
@@ -106,6 +123,14 @@ def choose_google_or_bedrock(path: str, query: str) -> tuple[str, str] | None:
         return "repo:bedrock/basic.json", js
     if path.startswith("/model/") and path.endswith("/converse-stream"):
         return "repo:bedrock/basic.bin", EVENTSTREAM
+    if path.startswith("/model/") and path.endswith("/invoke"):
+        return "repo:bedrock/invoke.json", js
+    if path.startswith("/model/") and path.endswith("/invoke-with-response-stream"):
+        return "repo:bedrock/invoke_stream.bin", EVENTSTREAM
+    if "/publishers/anthropic/models/" in path and path.endswith(":rawPredict"):
+        return "repo:anthropic/basic.json", js
+    if "/publishers/anthropic/models/" in path and path.endswith(":streamRawPredict"):
+        return "repo:anthropic/stream-basic.sse", sse
     return None
 
 
@@ -127,6 +152,19 @@ def choose(path: str, body: dict) -> tuple[str, str] | None:
         return "agentgateway/openai/embeddings.json", js
     if path == "/v1/messages":
         return ("agentgateway/anthropic/stream_basic.json", sse) if stream else ("agentgateway/anthropic/basic.json", js)
+    if path == "/v1/completions":
+        if stream:
+            return "ai-gateway-cassettes/completion-streaming-usage.yaml", sse
+        return "ai-gateway-cassettes/completion-basic.yaml", js
+    if path.startswith("/openai/deployments/") and path.endswith("/chat/completions"):
+        return "repo:azure/azure-chat-basic.json", js
+    if path == "/v2/chat":
+        return ("repo:cohere/chat-stream.sse", sse) if stream else ("repo:cohere/chat.json", js)
+    # Ollama streams unless the request says "stream": false.
+    if path == "/api/chat":
+        return "repo:ollama/chat.ndjson", NDJSON
+    if path == "/api/generate":
+        return "repo:ollama/generate.ndjson", NDJSON
     return None
 
 
@@ -207,7 +245,13 @@ class Handler(BaseHTTPRequestHandler):
             chosen = (OPENAI_USAGE_STREAM, "text/event-stream")
         if override:
             ctype = "text/event-stream" if (isinstance(body, dict) and body.get("stream")) else "application/json"
+            if override.endswith(".bin"):
+                ctype = EVENTSTREAM
+            elif override.endswith(".ndjson"):
+                ctype = NDJSON
             chosen = (override, ctype)
+        if chosen is not None and self.headers.get("x-mock-content-type"):
+            chosen = (chosen[0], self.headers["x-mock-content-type"])
         if chosen is None:
             return self._send_plain(200, b"hello from the mock upstream\n")
         with self.lock:
@@ -228,7 +272,7 @@ class Handler(BaseHTTPRequestHandler):
         if derive and not include_usage(body):
             data = without_usage(data)
         want_gzip = self.headers.get("x-mock-gzip") == "1"
-        if ctype in ("text/event-stream", EVENTSTREAM, "application/json+stream"):
+        if ctype in STREAM_TYPES:
             # Gemini's default stream is a JSON array sent over time as application/json.
             self._stream(data, want_gzip, ctype.removesuffix("+stream"))
         else:
@@ -238,6 +282,7 @@ class Handler(BaseHTTPRequestHandler):
             if want_gzip:
                 self.send_header("content-encoding", "gzip")
             self.send_header("content-length", str(len(payload)))
+            self._extra_headers()
             self.end_headers()
             self.wfile.write(payload)
 
@@ -247,6 +292,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("content-type", ctype)
         self._echo_test_headers()
+        self._extra_headers()
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
         if want_gzip:
@@ -273,6 +319,15 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in self.headers.items():
             if name.lower().startswith("x-tokenmeter-test-"):
                 self.send_header(name.lower(), value)
+
+    def _extra_headers(self) -> None:
+        # `x-mock-headers: {"name": "value"}`: headers the real API sends beside the body.
+        try:
+            extra = json.loads(self.headers.get("x-mock-headers") or "{}")
+        except ValueError:
+            extra = {}
+        for name, value in (extra.items() if isinstance(extra, dict) else ()):
+            self.send_header(str(name), str(value))
 
     def _chunk(self, data: bytes) -> None:
         if not data:
