@@ -304,10 +304,16 @@ def check(envoy: Envoy, tag: str, *, provider, request_model, response_model, to
     assert entry["llm.cost_usd"] == cost_usd
     labels = dict(gen_ai_provider_name=provider, gen_ai_request_model=label_model or request_model,
                   feature="e2e", customer=tag)
-    prom = envoy.prometheus()
+    assert_series(envoy.prometheus(), labels, tokens, cost_nanousd)
+    return entry
+
+
+def assert_series(prom: str, labels: dict[str, str], tokens: tuple[int, int, int, int, int],
+                  cost_nanousd: int) -> None:
+    """The series of one request: one `tokenmeter_requests_total`, each token type's count in
+    `tokenmeter_tokens_total` (in the order of `assert_tokens`), and the cost in nano-USD."""
     assert metric_sum(prom, "tokenmeter_requests_total", **labels) == 1
     for token_type, count in zip(TOKEN_TYPES, tokens):
         got = metric_sum(prom, "tokenmeter_tokens_total", gen_ai_token_type=token_type, **labels)
         assert got == count, f"{token_type}: {got} != {count}"
     assert metric_sum(prom, "tokenmeter_cost_nanousd_total", **labels) == cost_nanousd
-    return entry

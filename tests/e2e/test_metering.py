@@ -16,9 +16,7 @@ import anthropic
 import openai
 import pytest
 
-from .harness import metric_sum, assert_tokens
-
-TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation", "reasoning")
+from .harness import metric_sum, assert_series, assert_tokens
 
 
 def headers(tag: str, feature: str = "e2e") -> dict[str, str]:
@@ -54,12 +52,7 @@ def check_record(envoy, tag, *, provider, operation, request_model, response_mod
 
     labels = dict(gen_ai_provider_name=provider, gen_ai_request_model=request_model,
                   feature="e2e", customer=tag)
-    prom = envoy.prometheus()
-    assert metric_sum(prom, "tokenmeter_requests_total", **labels) == 1
-    for token_type, count in zip(TOKEN_TYPES, tokens):
-        got = metric_sum(prom, "tokenmeter_tokens_total", gen_ai_token_type=token_type, **labels)
-        assert got == count, f"{token_type}: {got} != {count}"
-    assert metric_sum(prom, "tokenmeter_cost_nanousd_total", **labels) == cost_nanousd
+    assert_series(envoy.prometheus(), labels, tokens, cost_nanousd)
     return entry
 
 
