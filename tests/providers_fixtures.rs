@@ -319,6 +319,72 @@ fn compatible_quirks() {
     );
 }
 
+/// Bedrock InvokeModel: an Anthropic body is read with the Messages table; a body without
+/// usage (Mistral's `outputs`) takes the `x-amzn-bedrock-*-token-count` headers.
+#[test]
+fn bedrock_invoke_model_json_and_header_usage() {
+    let o = scan_all_splits(Api::BedrockInvoke, JSON, include_bytes!("fixtures/bedrock/invoke.json"));
+    assert_eq!(
+        o.usage,
+        Usage {
+            cache_read_tokens: Some(1000),
+            cache_creation_tokens: Some(200),
+            ..usage(30, 60)
+        }
+    );
+    assert_eq!(o.usage.normalize(o.conventions).input_tokens, 1230);
+    let mut s = ResponseScanner::new(Api::BedrockInvoke, JSON);
+    s.set_header_usage(Some(25), Some(40));
+    s.feed(include_bytes!("fixtures/bedrock/invoke_mistral.json"));
+    assert_eq!(s.finish().usage, usage(25, 40));
+}
+
+/// The e2e compat fixtures (Mistral, vLLM, Ollama `/v1`, xAI), cut every way.
+#[test]
+fn compatible_servers_usage_in_any_split() {
+    let o = scan_all_splits(
+        Api::OpenAiChatCompletions,
+        SSE,
+        include_bytes!("fixtures/compat/mistral-stream.sse"),
+    );
+    assert_eq!(o.usage, usage(31, 120));
+    assert_eq!(o.facts.model.as_deref(), Some("mistral-small-2506"));
+    let o = scan_all_splits(
+        Api::OpenAiChatCompletions,
+        SSE,
+        include_bytes!("fixtures/compat/vllm-stream.sse"),
+    );
+    assert_eq!(
+        o.usage,
+        Usage {
+            cache_read_tokens: Some(1024),
+            ..usage(1500, 120)
+        }
+    );
+    let o = scan_all_splits(
+        Api::OpenAiChatCompletions,
+        JSON,
+        include_bytes!("fixtures/compat/ollama-openai-chat.json"),
+    );
+    assert_eq!(o.usage, usage(33, 11));
+    let xai = include_bytes!("fixtures/compat/xai-chat.json");
+    let o = scan_all_splits(Api::OpenAiChatCompletions, JSON, xai);
+    assert_eq!(
+        o.usage,
+        Usage {
+            cache_read_tokens: Some(6),
+            reasoning_tokens: Some(94),
+            ..usage(32, 9)
+        }
+    );
+    // Through xAI's route the reasoning, reported outside completion_tokens, is output.
+    let route = detect("/v1/chat/completions", "api.x.ai").unwrap();
+    let mut s = ResponseScanner::for_route(route, JSON);
+    s.feed(xai);
+    let o = s.finish();
+    assert_eq!(o.usage.normalize(o.conventions).output_tokens, 103);
+}
+
 #[test]
 fn vertex_anthropic_stream_uses_the_messages_table() {
     let r = detect(
