@@ -2,7 +2,7 @@
 //! names the offending field so an operator can fix it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use tokenmeter::budget::config::{parse_decimal_pico, parse_usd};
+use tokenmeter::budget::config::{parse_decimal_pico, parse_usd, MAX_LIMIT_USD};
 use tokenmeter::budget::{
     BudgetConfig, BudgetError, LimitsDoc, MatchValue, Mode, StoreErrorPolicy, UnpricedPolicy, Window,
 };
@@ -82,6 +82,30 @@ fn usd_is_parsed_exactly_without_floats() {
     let v: serde_json::Value = serde_json::from_str("[0.1, 12.34, 100, 0.000001]").unwrap();
     let got: Vec<u64> = v.as_array().unwrap().iter().map(|x| parse_usd(x, "f").unwrap().0).collect();
     assert_eq!(got, vec![100_000_000_000, 12_340_000_000_000, 100_000_000_000_000, 1_000_000]);
+}
+
+#[test]
+fn limits_above_the_maximum_are_rejected_naming_it() {
+    let max = format!("at most {MAX_LIMIT_USD} USD");
+    let config = |limit: &str| {
+        BudgetConfig::parse(format!(r#"{{"budgets":[{{"id":"a","limit_usd":{limit},"window":"day"}}]}}"#).as_bytes())
+    };
+    let c = config(r#""18446744""#).unwrap();
+    assert_eq!(c.budgets[0].limit_usd, Some(PicoUsd(18_446_744_000_000_000_000)));
+    assert_eq!(c.budgets[0].limit_usd.unwrap().to_usd_string(), "18446744.000000000");
+    assert_eq!(config("18446744").unwrap(), c, "a JSON integer reads the same");
+    // Still below u64::MAX pico-USD, but above the documented bound; then past u64 itself,
+    // as a string, an integer and a float.
+    for limit in [r#""18446744.000000000001""#, r#""18446744.07""#, r#""18446745""#, "18446745", "1e8", "20000000.5"] {
+        let e = config(limit).unwrap_err().to_string();
+        assert!(e.starts_with("budget.budgets[0].limit_usd: expected"), "{limit}: {e}");
+        assert!(e.ends_with(&max), "{limit}: {e}");
+    }
+    // The pulled limits document reads limits the same way.
+    let e = LimitsDoc::parse(br#"{"budgets":[{"id":"a","limit_usd":"18446744.5","window":"day"}]}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("budgets[0].limit_usd: expected") && e.ends_with(&max), "{e}");
 }
 
 #[test]

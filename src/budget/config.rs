@@ -453,14 +453,24 @@ fn parse_limits_source(v: &Value, path: &str) -> Result<LimitsSource, BudgetErro
     })
 }
 
-/// Parses a USD amount exactly into pico-USD: a decimal string (`"12.50"`) or a JSON number.
+/// The largest USD amount a limit may have: the whole dollars of `u64::MAX` pico-USD
+/// (18,446,744.07...). A round bound keeps the error message exact; counters and sums near it
+/// saturate instead of wrapping, and no real budget comes close.
+pub const MAX_LIMIT_USD: u64 = 18_446_744;
+
+/// [`MAX_LIMIT_USD`] in pico-USD (evaluated at compile time, so it cannot overflow unseen).
+const MAX_LIMIT_PICO: u64 = MAX_LIMIT_USD * 1_000_000_000_000;
+
+/// Parses a USD amount exactly into pico-USD: a decimal string (`"12.50"`) or a JSON number,
+/// at most [`MAX_LIMIT_USD`].
 ///
 /// A JSON number reaches us as `serde_json`'s u64 or f64. An f64 is re-read from its shortest
 /// round-trip decimal form, which is the literal the operator wrote whenever it has at most
 /// 15 significant digits (no arithmetic is done on the float). Use a string for more.
 pub fn parse_usd(v: &Value, field: &str) -> Result<PicoUsd, BudgetError> {
+    // Keep the bound in step with MAX_LIMIT_USD (a test checks the text).
     const EXPECTED: &str =
-        "a non-negative USD amount with at most 12 decimal places, below 18446744";
+        "a non-negative USD amount with at most 12 decimal places, at most 18446744 USD";
     let text = match v {
         Value::String(s) => s.trim().to_string(),
         Value::Number(n) => match n.as_u64() {
@@ -473,7 +483,9 @@ pub fn parse_usd(v: &Value, field: &str) -> Result<PicoUsd, BudgetError> {
         },
         _ => return Err(invalid(field, EXPECTED)),
     };
-    parse_decimal_pico(&text).ok_or_else(|| invalid(field, EXPECTED))
+    parse_decimal_pico(&text)
+        .filter(|p| p.0 <= MAX_LIMIT_PICO)
+        .ok_or_else(|| invalid(field, EXPECTED))
 }
 
 /// `"123.456"` -> pico-USD; `None` for signs, exponents, >12 decimals or overflow.

@@ -220,7 +220,16 @@ mod tests {
 
     #[test]
     fn largest_value_still_fits() {
-        assert_eq!(parse_scaled("18446744073709.551615", 6), Ok(u64::MAX));
+        // The largest amount of every unit configuration scales to pico-USD; one pico more is
+        // rejected, never wrapped: USD per 1M tokens, per 1,000 calls, per token.
+        for (max, over, scale) in [
+            ("18446744073709.551615", "18446744073709.551616", 6),
+            ("18446744073.709551615", "18446744073.709551616", 9),
+            ("18446744.073709551615", "18446744.073709551616", 12),
+        ] {
+            assert_eq!(parse_scaled(max, scale), Ok(u64::MAX), "{max}");
+            assert_eq!(parse_scaled(over, scale), Err(DecimalError::TooLarge), "{over}");
+        }
     }
 
     #[test]
