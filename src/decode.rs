@@ -2,10 +2,18 @@
 //!
 //! The filter normally removes `accept-encoding` so upstreams answer uncompressed, but a
 //! client or an upstream can still send compressed bodies, and usage hides at their end. This
-//! decoder inflates chunk by chunk with fixed memory: miniz_oxide's 32 KiB window plus one
-//! small output buffer whose contents are handed to a sink and then reused, so nothing grows
-//! with the body. The total output is capped (`max_decompressed_bytes`): a gzip bomb stops at
-//! the cap with [`DecodeError::TooLarge`] instead of eating CPU or memory.
+//! decoder inflates chunk by chunk with fixed memory: miniz_oxide's core inflater and its 32 KiB
+//! window, whose freshly written bytes are handed to a sink straight from the window, so
+//! nothing grows with the body. The total output is capped (`max_decompressed_bytes`): a gzip
+//! bomb stops at the cap with [`DecodeError::TooLarge`] instead of eating CPU or memory.
+//!
+//! Output depends only on the bytes, never on how they were split into chunks. That holds for
+//! corrupt data too: everything the inflater decoded before the bad symbol reaches the sink
+//! before [`DecodeError::Corrupt`], the same prefix for any split (usage read from it must not
+//! change with the network's chunking). The core inflater is driven directly rather than
+//! through miniz_oxide's `stream` wrapper because the wrapper copies the window into a
+//! separate buffer and, on an error, drops whatever did not fit -- an amount that depends on
+//! where the input was cut.
 //!
 //! Gzip headers (RFC 1952, with FEXTRA/FNAME/FCOMMENT/FHCRC) are parsed byte by byte, so any
 //! chunk split works; trailers are skipped without checking the CRC (the meter reads bodies,
@@ -13,13 +21,20 @@
 //! is meant to be zlib (RFC 1950) but some servers send raw deflate (RFC 1951); the first two
 //! bytes tell them apart, as browsers do.
 
-use miniz_oxide::inflate::stream::{inflate, InflateState};
+use miniz_oxide::inflate::core::inflate_flags::{
+    TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_IGNORE_ADLER32, TINFL_FLAG_PARSE_ZLIB_HEADER,
+};
+use miniz_oxide::inflate::core::{decompress, DecompressorOxide, TINFL_LZ_DICT_SIZE};
 use miniz_oxide::inflate::TINFLStatus;
-use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 use thiserror::Error;
 
-/// Size of the reusable output buffer handed to the sink.
-const OUT_BUF_LEN: usize = 8 * 1024;
+/// The LZ77 window, a power of two as the wrapping core inflater requires; the largest piece
+/// handed to the sink.
+const WINDOW_LEN: usize = TINFL_LZ_DICT_SIZE;
+
+/// Input may continue in a later call; the checksum is skipped (see the module doc).
+const RAW_FLAGS: u32 = TINFL_FLAG_HAS_MORE_INPUT | TINFL_FLAG_IGNORE_ADLER32;
+const ZLIB_FLAGS: u32 = RAW_FLAGS | TINFL_FLAG_PARSE_ZLIB_HEADER;
 
 const GZIP_FIXED_HEADER_LEN: u8 = 10;
 const GZIP_TRAILER_LEN: u8 = 8;
@@ -111,8 +126,12 @@ enum Phase {
 /// A streaming, bounded gzip/deflate decoder.
 pub struct Decoder {
     compression: Compression,
-    state: Box<InflateState>,
-    out: Box<[u8]>,
+    inflater: Box<DecompressorOxide>,
+    /// The inflater's wrapping window; `window_pos` is where it writes next.
+    window: Box<[u8]>,
+    window_pos: usize,
+    /// `RAW_FLAGS` or `ZLIB_FLAGS`, for the current deflate stream.
+    flags: u32,
     phase: Phase,
     gzip_flags: u8,
     total_out: u64,
@@ -140,8 +159,10 @@ impl Decoder {
         };
         Self {
             compression,
-            state: InflateState::new_boxed(DataFormat::Raw),
-            out: vec![0u8; OUT_BUF_LEN].into_boxed_slice(),
+            inflater: Box::default(),
+            window: vec![0u8; WINDOW_LEN].into_boxed_slice(),
+            window_pos: 0,
+            flags: RAW_FLAGS,
             phase,
             gzip_flags: 0,
             total_out: 0,
@@ -224,8 +245,16 @@ impl Decoder {
     }
 
     fn start_deflate(&mut self, zlib: bool) {
-        let format = if zlib { DataFormat::ZLibIgnoreChecksum } else { DataFormat::Raw };
-        self.state.reset(format);
+        self.start_body(if zlib { ZLIB_FLAGS } else { RAW_FLAGS });
+    }
+
+    /// Starts a fresh deflate stream; the window is cleared so a corrupt back-reference into
+    /// it reads zeros, not an earlier member.
+    fn start_body(&mut self, flags: u32) {
+        self.inflater.init();
+        self.window.fill(0);
+        self.window_pos = 0;
+        self.flags = flags;
         self.phase = Phase::Body;
     }
 
@@ -283,8 +312,8 @@ impl Decoder {
                 if remaining > 1 {
                     Phase::GzipHeaderCrc { remaining: remaining - 1 }
                 } else {
-                    self.state.reset(DataFormat::Raw);
-                    Phase::Body
+                    self.start_body(RAW_FLAGS);
+                    self.phase
                 }
             }
             Phase::GzipTrailer { remaining } => {
@@ -330,7 +359,7 @@ impl Decoder {
         if flags & FHCRC != 0 {
             return Phase::GzipHeaderCrc { remaining: 2 };
         }
-        self.state.reset(DataFormat::Raw);
+        self.start_body(RAW_FLAGS);
         Phase::Body
     }
 
@@ -338,42 +367,38 @@ impl Decoder {
     /// the unconsumed input (only non-empty once the deflate stream has ended).
     fn inflate<'a>(&mut self, mut input: &'a [u8], sink: &mut dyn FnMut(&[u8])) -> Result<&'a [u8], DecodeError> {
         loop {
-            let r = inflate(&mut self.state, input, &mut self.out, MZFlush::None);
-            input = input.get(r.bytes_consumed..).unwrap_or_default();
-            if r.bytes_written > 0 {
-                self.emit(r.bytes_written, sink)?;
+            let start = self.window_pos;
+            let (status, consumed, written) = decompress(&mut self.inflater, input, &mut self.window, start, self.flags);
+            input = input.get(consumed..).unwrap_or_default();
+            // Bytes decoded before a failure are delivered too: they are part of the stream
+            // whatever the split, and the caller learns of the failure right after.
+            if written > 0 {
+                self.window_pos = (start + written) & (WINDOW_LEN - 1);
+                self.emit(start, written, sink)?;
             }
-            match r.status {
-                Ok(MZStatus::StreamEnd) => {
+            match status {
+                TINFLStatus::Done => {
                     self.phase = match self.compression {
                         Compression::Gzip => Phase::GzipTrailer { remaining: GZIP_TRAILER_LEN },
                         Compression::Deflate => Phase::Done,
                     };
                     return Ok(input);
                 }
-                Ok(_) => {
-                    // Output can still be pending when the buffer filled up or the
-                    // decompressor stopped at the end of its window; drain it before
-                    // asking for more input, or the end of the body could be lost.
-                    let pending = r.bytes_written == self.out.len()
-                        || self.state.last_status() == TINFLStatus::HasMoreOutput;
-                    let progressed = r.bytes_consumed > 0 || r.bytes_written > 0;
-                    if !progressed || (input.is_empty() && !pending) {
-                        return Ok(input);
-                    }
-                }
-                // No progress possible without more input.
-                Err(MZError::Buf) => return Ok(input),
-                Err(_) => return Err(DecodeError::Corrupt),
+                // Every byte was taken into the inflater's bit buffer.
+                TINFLStatus::NeedsMoreInput => return Ok(input),
+                // The window's end was reached: it wraps, and decoding goes on.
+                TINFLStatus::HasMoreOutput if consumed > 0 || written > 0 => {}
+                _ => return Err(DecodeError::Corrupt),
             }
         }
     }
 
-    fn emit(&mut self, written: usize, sink: &mut dyn FnMut(&[u8])) -> Result<(), DecodeError> {
+    /// Hands `written` bytes at `start` in the window to the sink, up to the output bound.
+    fn emit(&mut self, start: usize, written: usize, sink: &mut dyn FnMut(&[u8])) -> Result<(), DecodeError> {
         let room = self.limit.saturating_sub(self.total_out);
         let n = u64::try_from(written).unwrap_or(u64::MAX);
         let deliver = usize::try_from(n.min(room)).unwrap_or(0);
-        if let Some(piece) = self.out.get(..deliver) {
+        if let Some(piece) = self.window.get(start..start.saturating_add(deliver)) {
             if !piece.is_empty() {
                 sink(piece);
             }
@@ -524,7 +549,7 @@ mod tests {
         assert_eq!(result, Err(DecodeError::TooLarge { limit }));
         assert_eq!(delivered, limit, "output stops exactly at the bound");
         assert_eq!(d.total_out(), limit);
-        assert!(largest <= OUT_BUF_LEN, "pieces never exceed the fixed buffer");
+        assert!(largest <= WINDOW_LEN, "pieces never exceed the fixed window");
         // Sticky: later input does no work.
         let mut more = 0;
         assert!(d.feed(&bomb[..100], &mut |p: &[u8]| more += p.len()).is_err());
@@ -559,6 +584,32 @@ mod tests {
         assert_eq!(decode_chunks(Compression::Deflate, &[&[0x07, 0, 0, 0]], u64::MAX).1, Err(DecodeError::Corrupt));
         // An empty body is fine.
         assert_eq!(decode_chunks(Compression::Gzip, &[], u64::MAX), (Vec::new(), Ok(())));
+    }
+
+    #[test]
+    fn bytes_decoded_before_corruption_all_arrive_at_every_split() {
+        // A 20,000-byte stored block (more than miniz_oxide's stream wrapper could hand over
+        // in one call) followed by a block of the invalid type 3: the corruption is found in
+        // the same inflater call that decoded the block when the body comes whole, in a later
+        // one when it is split. Either way all 20,000 bytes, then `Corrupt`.
+        let data = sample(20_000);
+        let mut deflate = vec![0x00, 0x20, 0x4e, 0xdf, 0xb1];
+        deflate.extend_from_slice(&data);
+        deflate.extend_from_slice(&[0x07, 0, 0, 0]);
+        let mut gzip = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+        gzip.extend_from_slice(&deflate);
+        for (c, bad) in [(Compression::Deflate, deflate), (Compression::Gzip, gzip)] {
+            let whole = decode_chunks(c, &[&bad], u64::MAX);
+            assert_eq!(whole.1, Err(DecodeError::Corrupt));
+            assert!(whole.0 == data, "{c:?} whole: {} bytes", whole.0.len());
+            for i in (0..=bad.len()).step_by(101) {
+                let (a, b) = bad.split_at(i);
+                let split = decode_chunks(c, &[a, b], u64::MAX);
+                assert!(split == whole, "{c:?} split at {i}: {} bytes, {:?}", split.0.len(), split.1);
+            }
+            let small: Vec<&[u8]> = bad.chunks(7).collect();
+            assert!(decode_chunks(c, &small, u64::MAX) == whole, "{c:?} in 7-byte chunks");
+        }
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! names the offending field so an operator can fix it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use tokenmeter::budget::config::{parse_decimal_pico, parse_usd};
+use tokenmeter::budget::config::{parse_usd, MAX_LIMIT_USD};
 use tokenmeter::budget::{
     BudgetConfig, BudgetError, LimitsDoc, MatchValue, Mode, StoreErrorPolicy, UnpricedPolicy, Window,
 };
+use tokenmeter::pricing::decimal::parse_scaled;
 use tokenmeter::pricing::PicoUsd;
 
 const FULL: &str = r#"{
@@ -69,19 +70,60 @@ fn empty_section_gets_defaults() {
 
 #[test]
 fn usd_is_parsed_exactly_without_floats() {
-    assert_eq!(parse_decimal_pico("0.000000000001"), Some(PicoUsd(1)));
-    assert_eq!(parse_decimal_pico("0.1"), Some(PicoUsd(100_000_000_000)));
-    assert_eq!(parse_decimal_pico(".5"), Some(PicoUsd(500_000_000_000)));
-    assert_eq!(parse_decimal_pico("18446744"), Some(PicoUsd(18_446_744_000_000_000_000)));
-    assert_eq!(parse_decimal_pico("18446745"), None, "overflows u64 pico-USD");
-    assert_eq!(parse_decimal_pico("0.0000000000001"), None, "13 decimals");
-    for bad in ["", ".", "1.", "-1", "+1", "1e3", "1,5", "1.2.3", " 1", "NaN"] {
-        assert_eq!(parse_decimal_pico(bad), None, "{bad:?}");
+    let usd = |text: &str| parse_usd(&serde_json::Value::String(text.into()), "f").map(|p| p.0).ok();
+    assert_eq!(usd("0.000000000001"), Some(1));
+    assert_eq!(usd("0.1"), Some(100_000_000_000));
+    assert_eq!(usd(".5"), Some(500_000_000_000));
+    assert_eq!(usd(" 12.50 "), Some(12_500_000_000_000));
+    assert_eq!(usd("18446744"), Some(18_446_744_000_000_000_000));
+    assert_eq!(usd("18446745"), None, "above the maximum");
+    assert_eq!(usd("0.0000000000001"), None, "13 decimals");
+    for bad in ["", ".", "-1", "1,5", "1.2.3", "1 0", "NaN", "0x10"] {
+        assert_eq!(usd(bad), None, "{bad:?}");
     }
     // JSON numbers: 0.1 + 0.2 style float noise must not leak into limits.
-    let v: serde_json::Value = serde_json::from_str("[0.1, 12.34, 100, 0.000001]").unwrap();
+    let v: serde_json::Value = serde_json::from_str("[0.1, 12.34, 100, 0.000001, 2.5e3]").unwrap();
     let got: Vec<u64> = v.as_array().unwrap().iter().map(|x| parse_usd(x, "f").unwrap().0).collect();
-    assert_eq!(got, vec![100_000_000_000, 12_340_000_000_000, 100_000_000_000_000, 1_000_000]);
+    assert_eq!(got, vec![100_000_000_000, 12_340_000_000_000, 100_000_000_000_000, 1_000_000, 2_500_000_000_000_000]);
+}
+
+#[test]
+fn limits_and_prices_read_one_decimal_grammar() {
+    // A limit is read by the price parser: every spelling a price accepts (sign, exponent,
+    // trailing point) means the same amount here, and what it rejects is rejected here too.
+    for (text, pico) in [("+5", 5_000_000_000_000), ("2.5e3", 2_500_000_000_000_000), ("7.", 7_000_000_000_000), ("1E-12", 1)] {
+        let value = serde_json::Value::String(text.into());
+        assert_eq!(parse_usd(&value, "f"), Ok(PicoUsd(pico)), "{text}");
+        assert_eq!(parse_scaled(text, 12), Ok(pico), "{text}");
+    }
+    for text in ["1e", "--1", "1.2.3", "five"] {
+        assert!(parse_usd(&serde_json::Value::String(text.into()), "f").is_err(), "{text}");
+        assert!(parse_scaled(text, 12).is_err(), "{text}");
+    }
+}
+
+#[test]
+fn limits_above_the_maximum_are_rejected_naming_it() {
+    let max = format!("at most {MAX_LIMIT_USD} USD");
+    let config = |limit: &str| {
+        BudgetConfig::parse(format!(r#"{{"budgets":[{{"id":"a","limit_usd":{limit},"window":"day"}}]}}"#).as_bytes())
+    };
+    let c = config(r#""18446744""#).unwrap();
+    assert_eq!(c.budgets[0].limit_usd, Some(PicoUsd(18_446_744_000_000_000_000)));
+    assert_eq!(c.budgets[0].limit_usd.unwrap().to_usd_string(), "18446744.000000000");
+    assert_eq!(config("18446744").unwrap(), c, "a JSON integer reads the same");
+    // Still below u64::MAX pico-USD, but above the documented bound; then past u64 itself,
+    // as a string, an integer and a float.
+    for limit in [r#""18446744.000000000001""#, r#""18446744.07""#, r#""18446745""#, "18446745", "1e8", "20000000.5"] {
+        let e = config(limit).unwrap_err().to_string();
+        assert!(e.starts_with("budget.budgets[0].limit_usd: expected"), "{limit}: {e}");
+        assert!(e.ends_with(&max), "{limit}: {e}");
+    }
+    // The pulled limits document reads limits the same way.
+    let e = LimitsDoc::parse(br#"{"budgets":[{"id":"a","limit_usd":"18446744.5","window":"day"}]}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("budgets[0].limit_usd: expected") && e.ends_with(&max), "{e}");
 }
 
 #[test]

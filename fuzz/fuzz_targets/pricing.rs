@@ -1,6 +1,6 @@
 //! Price inputs: LiteLLM import (`PriceTable::import_litellm`), configured overrides
 //! (`PriceOverrides` applied with `PriceTable::with_overrides`) and decimal amounts
-//! (`budget::config::parse_decimal_pico`, `PicoUsd::to_usd_string`).
+//! (`budget::config::parse_usd`, `PicoUsd::to_usd_string`).
 //!
 //! The selector picks the input kind. Checks:
 //! - LiteLLM / overrides: never panic; every model an accepted table lists resolves in it;
@@ -12,9 +12,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tokenmeter::budget::config::parse_decimal_pico;
+use tokenmeter::budget::config::parse_usd;
 use tokenmeter::pricing::{PicoUsd, PriceOverrides, PriceTable, PricingContext};
 use tokenmeter::usage::NormalizedUsage;
+
+/// A budget amount as `limit_usd` holds it (a JSON string).
+fn budget_amount(text: &str) -> Option<PicoUsd> {
+    parse_usd(&serde_json::Value::String(text.to_owned()), "limit_usd").ok()
+}
 
 fn usage(seed: u64) -> NormalizedUsage {
     NormalizedUsage {
@@ -87,15 +92,15 @@ fuzz_target!(|data: &[u8]| {
             let Ok(text) = std::str::from_utf8(body) else {
                 return;
             };
-            if let Some(pico) = parse_decimal_pico(text) {
+            if let Some(pico) = budget_amount(text) {
                 assert_eq!(
-                    parse_decimal_pico(&pico.to_usd_string()).map(|p| p.0 / 1000),
+                    budget_amount(&pico.to_usd_string()).map(|p| p.0 / 1000),
                     Some(rounded_nanos(pico))
                 );
                 let expected = pico.0 / 1_000_000 + u64::from(pico.0 % 1_000_000 >= 500_000);
-                let json =
-                    format!(r#"{{"models":{{"fuzz-model":{{"input":"{text}","output":"1"}}}}}}"#);
-                let overrides: PriceOverrides = serde_json::from_str(&json).expect("override JSON");
+                // Built as a value: accepted amounts may hold whitespace that JSON text must escape.
+                let json = serde_json::json!({"models": {"fuzz-model": {"input": text, "output": "1"}}});
+                let overrides: PriceOverrides = serde_json::from_value(json).expect("override JSON");
                 match PriceTable::builtin().with_overrides(&overrides) {
                     Ok(table) => {
                         let (_, price) = table.resolve("fuzz-model").expect("override resolves");
@@ -116,10 +121,10 @@ fuzz_target!(|data: &[u8]| {
                 pico.0 / 1_000_000_000_000,
                 pico.0 % 1_000_000_000_000
             );
-            assert_eq!(parse_decimal_pico(&exact), Some(pico), "{exact} misread");
+            assert_eq!(budget_amount(&exact), Some(pico), "{exact} misread");
             let text = pico.to_usd_string();
             assert_eq!(
-                parse_decimal_pico(&text).map(|p| p.0 / 1000),
+                budget_amount(&text).map(|p| p.0 / 1000),
                 Some(rounded_nanos(pico)),
                 "{text}"
             );

@@ -8,7 +8,7 @@
 
 use super::caps::{apply_output_cap, CapDialect};
 use super::config::{BudgetConfig, BudgetDef};
-use super::estimate::{estimate, Estimate, EstimateInput};
+use super::estimate::{estimate, requested_choices, Estimate, EstimateInput};
 use super::ledger::{reserve, Admission, Dimensions, Plan};
 use super::BudgetError;
 use crate::host::SharedStore;
@@ -26,7 +26,8 @@ pub struct AdmitRequest<'a> {
     pub cap_dialect: Option<CapDialect>,
     /// The request's own max output tokens, as the request scanner read it.
     pub requested_max_output: Option<u64>,
-    /// `n` / `candidateCount`; 1 when absent.
+    /// `n` / `candidateCount` as the caller read it; 1 when unknown. [`admit`] also reads the
+    /// body itself ([`requested_choices`]) and reserves for the larger.
     pub choices: u64,
     /// The model's price; `None` when unpriced.
     pub price: Option<&'a ModelPrice>,
@@ -78,7 +79,10 @@ pub fn admit<S: SharedStore + ?Sized>(
                 // No output at all (embeddings): nothing but the prompt to reserve.
                 Some(0)
             },
-            choices: req.choices,
+            choices: req
+                .cap_dialect
+                .map_or(1, |d| requested_choices(req.body, d))
+                .max(req.choices),
             output_cap: effective_cap,
             price: req.price,
         },
@@ -156,6 +160,38 @@ mod tests {
                 tokens: 0,
             },
         );
+    }
+
+    #[test]
+    fn every_requested_choice_is_reserved() {
+        // The caller passes 1 (it does not read `n`); admit reads the body, so a request for
+        // four completions of up to 100 tokens reserves 400 and a 300-token budget rejects it.
+        let config = BudgetConfig::parse(
+            br#"{"budgets":[{"id":"a","limit_tokens":300,"window":"day","output_cap":100}]}"#,
+        )
+        .unwrap();
+        let store = FakeStore::default();
+        let dims: [(&str, &str); 0] = [];
+        let chat = Some(CapDialect::OpenAiChat(ChatField::MaxCompletionTokens));
+        let req = |body: &'static [u8], cap_dialect| AdmitRequest {
+            dims: &dims,
+            body,
+            cap_dialect,
+            requested_max_output: None,
+            choices: 1,
+            price: None,
+        };
+        let out = admit(&store, &config, &config.budgets, &req(br#"{"n":4,"messages":[]}"#, chat), NOW);
+        assert_eq!(out.estimate.output_tokens, 400);
+        assert_eq!(out.admission.decision.outcome, Outcome::Rejected);
+        let out = admit(&store, &config, &config.budgets, &req(br#"{"n":2,"messages":[]}"#, chat), NOW);
+        assert_eq!(out.estimate.output_tokens, 200);
+        assert_eq!(out.admission.decision.outcome, Outcome::Allowed);
+        let gemini = br#"{"contents":[],"generationConfig":{"candidateCount":3}}"#;
+        let out = admit(&store, &config, &config.budgets, &req(gemini, Some(CapDialect::Gemini)), NOW);
+        assert_eq!(out.estimate.output_tokens, 300);
+        let out = admit(&store, &config, &config.budgets, &req(br#"{"n":4}"#, Some(CapDialect::AnthropicMessages)), NOW);
+        assert_eq!(out.estimate.output_tokens, 100, "Anthropic has no `n`");
     }
 
     #[test]

@@ -8,10 +8,11 @@
 //! Unknown fields are rejected everywhere (the hand-written equivalent of
 //! `deny_unknown_fields`), because a misspelt `limit_usd` silently meaning "no limit" is the
 //! worst failure a budget can have. Money is parsed from its decimal text straight into
-//! pico-USD; no float is ever involved in a limit.
+//! pico-USD by the price parser (`pricing::decimal`); no float is ever involved in a limit.
 
 use super::window::Window;
 use super::BudgetError;
+use crate::pricing::decimal::{f64_text, parse_scaled_exact};
 use crate::pricing::PicoUsd;
 use serde_json::{Map, Value};
 
@@ -453,61 +454,39 @@ fn parse_limits_source(v: &Value, path: &str) -> Result<LimitsSource, BudgetErro
     })
 }
 
-/// Parses a USD amount exactly into pico-USD: a decimal string (`"12.50"`) or a JSON number.
-///
-/// A JSON number reaches us as `serde_json`'s u64 or f64. An f64 is re-read from its shortest
-/// round-trip decimal form, which is the literal the operator wrote whenever it has at most
-/// 15 significant digits (no arithmetic is done on the float). Use a string for more.
-pub fn parse_usd(v: &Value, field: &str) -> Result<PicoUsd, BudgetError> {
-    const EXPECTED: &str =
-        "a non-negative USD amount with at most 12 decimal places, below 18446744";
-    let text = match v {
-        Value::String(s) => s.trim().to_string(),
-        Value::Number(n) => match n.as_u64() {
-            Some(u) => u.to_string(),
-            None => match n.as_f64() {
-                // `{}` of f64 is the shortest round-trip form, never exponent notation.
-                Some(f) if f.is_finite() && f >= 0.0 => format!("{f}"),
-                _ => return Err(invalid(field, EXPECTED)),
-            },
-        },
-        _ => return Err(invalid(field, EXPECTED)),
-    };
-    parse_decimal_pico(&text).ok_or_else(|| invalid(field, EXPECTED))
-}
+/// The largest USD amount a limit may have: the whole dollars of `u64::MAX` pico-USD
+/// (18,446,744.07...). A round bound keeps the error message exact; counters and sums near it
+/// saturate instead of wrapping, and no real budget comes close.
+pub const MAX_LIMIT_USD: u64 = 18_446_744;
 
-/// `"123.456"` -> pico-USD; `None` for signs, exponents, >12 decimals or overflow.
-pub fn parse_decimal_pico(s: &str) -> Option<PicoUsd> {
-    let (whole, frac) = match s.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (s, ""),
+/// [`MAX_LIMIT_USD`] in pico-USD (evaluated at compile time, so it cannot overflow unseen).
+const MAX_LIMIT_PICO: u64 = MAX_LIMIT_USD * 1_000_000_000_000;
+
+/// Parses a USD amount exactly into pico-USD: a decimal string (`"12.50"`, `"2.5e3"`) or a
+/// JSON number, at most 12 decimal places and at most [`MAX_LIMIT_USD`].
+///
+/// The text goes through the same reader as prices ([`parse_scaled_exact`]), so budgets and
+/// prices accept one grammar. A JSON number reaches us as `serde_json`'s u64 or f64. An f64 is
+/// re-read from its shortest round-trip decimal form ([`f64_text`]), which is the literal the
+/// operator wrote whenever it has at most 15 significant digits (no arithmetic is done on the
+/// float). Use a string for more.
+pub fn parse_usd(v: &Value, field: &str) -> Result<PicoUsd, BudgetError> {
+    // Keep the bound in step with MAX_LIMIT_USD (a test checks the text).
+    const EXPECTED: &str =
+        "a non-negative USD amount with at most 12 decimal places, at most 18446744 USD";
+    const PICO_PER_USD: u32 = 12;
+    let pico = match v {
+        Value::String(s) => parse_scaled_exact(s, PICO_PER_USD).ok(),
+        Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(u), _) => parse_scaled_exact(&u.to_string(), PICO_PER_USD).ok(),
+            (None, Some(f)) => parse_scaled_exact(f64_text(f).as_str(), PICO_PER_USD).ok(),
+            (None, None) => None,
+        },
+        _ => None,
     };
-    if whole.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if frac.len() > 12 || (s.contains('.') && frac.is_empty()) {
-        return None;
-    }
-    let whole_v: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let mut frac_v: u64 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().ok()?
-    };
-    for _ in frac.len()..12 {
-        frac_v = frac_v.checked_mul(10)?;
-    }
-    whole_v
-        .checked_mul(1_000_000_000_000)?
-        .checked_add(frac_v)
+    pico.filter(|p| *p <= MAX_LIMIT_PICO)
         .map(PicoUsd)
+        .ok_or_else(|| invalid(field, EXPECTED))
 }
 
 fn join(prefix: &str, key: &str) -> String {

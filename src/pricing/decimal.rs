@@ -1,7 +1,8 @@
-//! Exact decimal text to integer conversion, the only way a price enters the table.
+//! Exact decimal text to integer conversion, the only way a USD amount enters the filter.
 //!
 //! Prices arrive as decimal text: `"0.075"` USD per million tokens in plugin configuration,
-//! `2.5e-06` USD per token in LiteLLM's list. Going through `f64` would turn `0.075` into
+//! `2.5e-06` USD per token in LiteLLM's list; budget limits as `"12.50"` USD, read with
+//! [`parse_scaled_exact`] so one grammar serves every amount. Going through `f64` would turn `0.075` into
 //! `0.07499999999999999722...` and a price that should be exact would drift by a pico-dollar
 //! here and there, which then shows up in counters summed over millions of requests. So the
 //! text is read digit by digit into a `u128` mantissa and a power-of-ten exponent, scaled by an
@@ -25,6 +26,9 @@ pub enum DecimalError {
     TooPrecise,
     #[error("too large")]
     TooLarge,
+    /// Only from [`parse_scaled_exact`]: the value has digits below the unit.
+    #[error("more decimal places than the unit holds")]
+    Inexact,
 }
 
 /// Most significant digits kept exactly; 10^36 leaves room in a `u128` for the scaling below.
@@ -36,6 +40,17 @@ const MAX_DIGITS: u32 = 36;
 /// `scale` is 6 for "USD per 1M tokens" -> pico-USD per token and 12 for "USD per token" ->
 /// pico-USD per token.
 pub fn parse_scaled(text: &str, scale: u32) -> Result<u64, DecimalError> {
+    parse(text, scale, false)
+}
+
+/// [`parse_scaled`] without rounding: [`DecimalError::Inexact`] when `value * 10^scale` is
+/// not a whole number (a budget limit of `"1.0000000000001"` USD is a typo, not a pico-dollar
+/// to round away).
+pub fn parse_scaled_exact(text: &str, scale: u32) -> Result<u64, DecimalError> {
+    parse(text, scale, true)
+}
+
+fn parse(text: &str, scale: u32, exact: bool) -> Result<u64, DecimalError> {
     let bytes = text.trim().as_bytes();
     let mut rest = bytes;
     match rest.split_first() {
@@ -117,10 +132,13 @@ pub fn parse_scaled(text: &str, scale: u32) -> Result<u64, DecimalError> {
         // mantissa < 10^36, so a divisor of 10^38 or more always rounds to 0.
         let Some(divisor) = u32::try_from(-shift).ok().filter(|k| *k <= 38).map(|k| 10u128.pow(k))
         else {
-            return Ok(0);
+            return if exact { Err(DecimalError::Inexact) } else { Ok(0) };
         };
         let quotient = mantissa / divisor;
         let remainder = mantissa % divisor;
+        if exact && remainder != 0 {
+            return Err(DecimalError::Inexact);
+        }
         // remainder < divisor <= 10^38, so doubling stays below u128::MAX (3.4e38).
         let rounded = if remainder * 2 >= divisor { quotient + 1 } else { quotient };
         u64::try_from(rounded).map_err(|_| DecimalError::TooLarge)
@@ -220,7 +238,30 @@ mod tests {
 
     #[test]
     fn largest_value_still_fits() {
-        assert_eq!(parse_scaled("18446744073709.551615", 6), Ok(u64::MAX));
+        // The largest amount of every unit configuration scales to pico-USD; one pico more is
+        // rejected, never wrapped: USD per 1M tokens, per 1,000 calls, per token.
+        for (max, over, scale) in [
+            ("18446744073709.551615", "18446744073709.551616", 6),
+            ("18446744073.709551615", "18446744073.709551616", 9),
+            ("18446744.073709551615", "18446744.073709551616", 12),
+        ] {
+            assert_eq!(parse_scaled(max, scale), Ok(u64::MAX), "{max}");
+            assert_eq!(parse_scaled(over, scale), Err(DecimalError::TooLarge), "{over}");
+        }
+    }
+
+    #[test]
+    fn exact_parsing_refuses_what_rounding_would_change() {
+        assert_eq!(parse_scaled_exact("12.50", 12), Ok(12_500_000_000_000));
+        assert_eq!(parse_scaled_exact("0.000000000001", 12), Ok(1));
+        assert_eq!(parse_scaled_exact("1.000000000000000", 12), Ok(1_000_000_000_000), "zeros past the unit are exact");
+        assert_eq!(parse_scaled_exact("2.5e3", 12), Ok(2_500_000_000_000_000));
+        assert_eq!(parse_scaled_exact("0.0000000000001", 12), Err(DecimalError::Inexact));
+        assert_eq!(parse_scaled_exact("1.0000000000005", 12), Err(DecimalError::Inexact));
+        assert_eq!(parse_scaled_exact("1e-300", 12), Err(DecimalError::Inexact));
+        assert_eq!(parse_scaled_exact("0e-300", 12), Ok(0));
+        assert_eq!(parse_scaled_exact("-1", 12), Err(DecimalError::Negative));
+        assert_eq!(parse_scaled_exact("18446744.073709551616", 12), Err(DecimalError::TooLarge));
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! model is unpriced. [`PriceTable::version`] names the list that priced it.
 
 mod builtin;
-mod decimal;
+pub mod decimal;
 mod index;
 mod litellm;
 mod overrides;

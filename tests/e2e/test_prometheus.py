@@ -18,26 +18,22 @@ Skipped when the Debian `prometheus` binary is missing.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
 from decimal import Decimal
-from pathlib import Path
 
 import anthropic
 import openai
 import pytest
-import yaml
 
-from .harness import REPO, free_port, http_get, start_envoy, stop_process, wait_until
+from ..prometheus_server import PROMETHEUS, start_prometheus
+from .harness import REPO, http_get, start_envoy, wait_until
 
 sys.path.insert(0, str(REPO / "tests" / "manifests"))
 import dashboard_queries  # noqa: E402
 
-PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary (apt-get install prometheus)")
 
 # Label cap for this Envoy: 4 features stay below it, 8 customers and 6 models go past it.
@@ -62,42 +58,6 @@ def _instant(base: str, expr: str) -> list[dict]:
     return r["data"]["result"]
 
 
-def start_prometheus(workdir: Path, envoy_admin_port: int):
-    rules = REPO / "envoy" / "prometheus" / "rules.yml"
-    shutil.copy(rules, workdir / "rules.yml")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": ["rules.yml"],
-        "scrape_configs": [{
-            "job_name": "envoy",
-            "metrics_path": "/stats/prometheus",
-            "static_configs": [{"targets": [f"127.0.0.1:{envoy_admin_port}"]}],
-        }],
-    }
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={workdir / 'prometheus.yml'}",
-         f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        if proc.poll() is not None:
-            raise RuntimeError((workdir / "prometheus.log").read_text()[-3000:])
-        return any(t["health"] == "up" for t in
-                   json.loads(http_get(base + "/api/v1/targets", 1))["data"]["activeTargets"])
-
-    try:
-        wait_until(up, 30, "prometheus scraping envoy", 0.2)
-    except Exception:
-        stop_process(proc)
-        raise
-    return base, proc, log
-
-
 @pytest.fixture(scope="module")
 def stack(mock, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("prometheus-e2e")
@@ -109,15 +69,14 @@ def stack(mock, tmp_path_factory):
                                                     "limit_usd": "100", "window": "day"}]},
                         }))
     try:
-        base, proc, log = start_prometheus(workdir, envoy.admin_port)
+        prom = start_prometheus(workdir / "prometheus", envoy.admin_port)
     except Exception:
         envoy.stop()
         raise
     try:
-        yield envoy, base
+        yield envoy, prom.base
     finally:
-        stop_process(proc)
-        log.close()
+        prom.stop()
         envoy.stop()
 
 

@@ -8,21 +8,21 @@ Skipped when no `prometheus` binary is installed (Debian package `prometheus`)."
 from __future__ import annotations
 
 import http.server
-import json
-import shutil
-import socket
-import subprocess
+import sys
 import threading
 import time
-import urllib.parse
-import urllib.request
 
 import pytest
 import yaml
 
 import contract
 import dashboard_queries as dq
-from conftest import ENVOY_DIR
+from conftest import ENVOY_DIR, REPO
+
+# The Prometheus starter is shared with the e2e suite (tests/prometheus_server.py).
+sys.path.insert(0, str(REPO))
+from tests.e2e.harness import wait_until  # noqa: E402
+from tests.prometheus_server import PROMETHEUS, start_prometheus  # noqa: E402
 
 VALUES = {
     "gen_ai_provider_name": ["openai", "anthropic"],
@@ -70,21 +70,9 @@ class FakeEnvoy:
         return "\n".join(out) + "\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url):
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read())
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
-    binary = shutil.which("prometheus")
-    if binary is None:
+    if PROMETHEUS is None:
         pytest.skip("no prometheus binary (apt-get install -y prometheus)")
     tmp = tmp_path_factory.mktemp("prom")
     fake = FakeEnvoy()
@@ -103,48 +91,26 @@ def prometheus(tmp_path_factory):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    shutil.copy(ENVOY_DIR / "prometheus" / "rules.yml", tmp / "rules.yml")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": ["rules.yml"],
-        "scrape_configs": [{
-            "job_name": "envoy",
-            "metrics_path": "/stats/prometheus",
-            "static_configs": [{"targets": [f"127.0.0.1:{server.server_address[1]}"]}],
-        }],
-    }
-    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [binary, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                r = _get(f"{base}/api/v1/query?query=" + urllib.parse.quote("count(tokenmeter_requests_total)"))
-                if r["data"]["result"] and fake.scrapes >= 8:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("prometheus did not scrape the fake Envoy")
+        prom = start_prometheus(tmp, server.server_address[1], timeout=60)
+    except Exception:
+        server.shutdown()
+        raise
+    try:
+        # Rates and increases need several scrapes of growing counters.
+        wait_until(lambda: prom.api("query", query="count(tokenmeter_requests_total)")["data"]["result"]
+                   and fake.scrapes >= 8, 60, "prometheus scraping the fake Envoy", 0.5)
         time.sleep(2)  # let the rule groups evaluate on the data
-        yield base
+        yield prom
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        prom.stop()
         server.shutdown()
 
 
 def test_every_dashboard_query_evaluates(prometheus):
     empty = []
     for q in dq.queries(rate_interval="5s", interval="1s", range_="10s"):
-        r = _get(f"{prometheus}/api/v1/query?query=" + urllib.parse.quote(q.expr))
+        r = prometheus.api("query", query=q.expr)
         assert r["status"] == "success", (q.panel, q.ref_id, r)
         assert not r.get("warnings"), (q.panel, r["warnings"])
         if not r["data"]["result"] and "offset 1w" not in q.expr:
@@ -154,7 +120,7 @@ def test_every_dashboard_query_evaluates(prometheus):
 
 
 def test_every_rule_evaluates(prometheus):
-    groups = _get(f"{prometheus}/api/v1/rules")["data"]["groups"]
+    groups = prometheus.api("rules")["data"]["groups"]
     rules = [r for g in groups for r in g["rules"]]
     assert len(rules) == sum(len(g["rules"]) for g in yaml.safe_load((ENVOY_DIR / "prometheus" / "rules.yml").read_text())["groups"])
     for rule in rules:
