@@ -49,7 +49,7 @@ def check(envoy, tag: str, *, tokens, cost_usd: str, cost_pico: int, cost_nanous
 
 
 def test_openrouter_json_cost_is_the_requests_cost(envoy, tag):
-    client = openrouter_client(envoy, tag, "openrouter/chat.json")
+    client = openrouter_client(envoy, tag, "repo:openrouter/chat.json")
     reply = client.chat.completions.create(
         model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "Hello!"}])
     assert reply.usage.prompt_tokens == 194  # the SDK saw the fixture
@@ -59,7 +59,7 @@ def test_openrouter_json_cost_is_the_requests_cost(envoy, tag):
 
 
 def test_openrouter_stream_cost_from_the_final_usage_chunk(envoy, tag):
-    client = openrouter_client(envoy, tag, "openrouter/chat-stream.sse")
+    client = openrouter_client(envoy, tag, "repo:openrouter/chat-stream.sse")
     chunks = list(client.chat.completions.create(
         model="meta-llama/llama-3.1-8b-instruct", messages=[{"role": "user", "content": "Hi"}],
         stream=True, stream_options={"include_usage": True}))
