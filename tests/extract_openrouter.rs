@@ -225,3 +225,58 @@ fn without_a_reported_cost_the_price_table_prices_and_says_so() {
     assert_eq!((record.cost, record.cost_source), (None, None));
     assert_eq!(state(&record, telemetry::KEY_COST_SOURCE), "");
 }
+
+#[test]
+fn a_budget_settles_at_the_reported_cost() {
+    use tokenmeter::admission::{decide, Input, Settlement, Verdict};
+    use tokenmeter::budget::ledger::read_counters;
+    use tokenmeter::host::fake::FakeStore;
+    use tokenmeter::providers::RequestScanner;
+
+    const NOW: u64 = 1_732_665_600_000; // 2024-11-27, mid-month
+    let config = Config::from_json(
+        br#"{"budget":{"budgets":[{"id":"acme-day","match":{"customer":"acme"},"limit_usd":"1","window":"day"}]}}"#,
+    )
+    .unwrap();
+    let store = FakeStore::default();
+    let head = Head(HashMap::from([
+        (":authority", "openrouter.ai"),
+        (":path", "/api/v1/chat/completions"),
+        (":method", "POST"),
+        ("x-llm-customer", "acme"),
+    ]));
+    let request = br#"{"model":"openai/gpt-4o-mini","max_tokens":100,"messages":[{"role":"user","content":"Hello"}]}"#;
+    let (mut ex, _) = Exchange::begin(&config, &head).expect("metered");
+    let mut facts = RequestScanner::new(ex.route().api);
+    facts.feed(request);
+    let facts = facts.finish();
+    let who = ex.attribution().clone();
+    let decided = decide(
+        &store,
+        &Input {
+            config: &config,
+            budgets: &config.budget.budgets,
+            route: ex.route(),
+            who: &who,
+            facts: Some(&facts),
+            body: Some(request),
+            body_bytes: request.len() as u64,
+            deployment_model: None,
+        },
+        NOW,
+    );
+    let Verdict::Forward(forward) = decided.verdict else { panic!("rejected") };
+    ex.on_request_body(request, true);
+    ex.on_response_headers(Some(200), &|name| (name == "content-type").then(|| JSON.to_string()));
+    ex.on_response_body(CHAT, true);
+    let record = ex.finish(NOW);
+    assert_eq!(record.cost_source, Some(CostSource::Provider));
+
+    let settled = forward.ticket.expect("reserved").settle(&store, &config.budget, &config.budget.budgets, &record, NOW);
+    assert_eq!(settled.how, Settlement::Actual);
+    let def = &config.budget.budgets[0];
+    let values = [("customer".to_string(), "acme".to_string())];
+    let counters = read_counters(&store, def, &values, NOW).unwrap().unwrap();
+    assert_eq!((counters.reserved_pico, counters.inflight), (0, 0));
+    assert_eq!(counters.spent_pico, 31_200_000, "the reported $0.0000312, not a price-table figure");
+}
