@@ -88,7 +88,8 @@ pub struct Record {
     pub usage_source: UsageSource,
     /// Why usage is missing (`None` when reported); a `missing::*` or `DecodeError::kind` name.
     pub usage_missing_reason: Option<&'static str>,
-    /// Canonical model name the price came from; `None` when unpriced.
+    /// Canonical model name the price came from; `None` when unpriced. Kept when the
+    /// provider's reported cost is used instead (`cost_source`), for labels and comparison.
     pub priced_model: Option<String>,
     /// `None` when unpriced or when usage is missing: never a made-up $0. The provider's
     /// own figure when it reported one (it is what the user is billed).
