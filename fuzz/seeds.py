@@ -109,22 +109,26 @@ def main():
         w.add("base64", zlib.compress(body)[:48])
     for p in fixtures(root, "*/*.ndjson"):
         w.split("json_scanner", read(p), 1)
+    # Selector bit 8: number text asked for (OpenRouter's `usage.cost`).
+    for p in fixtures(root, "openrouter/*.json"):
+        w.split("json_scanner", read(p), 8)
     for text in (b"Zm9vYmFy", b"Zm9vYg==", b"eyJ0eXBlIjoibWVzc2FnZV9zdGFydCJ9"):
         w.add("base64", text)
 
-    for p in fixtures(root, "openai/*.json", "anthropic/*.json", "azure/*.json"):
+    for p in fixtures(root, "openai/*.json", "anthropic/*.json", "azure/*.json", "openrouter/*.json"):
         if p.endswith(".request.json"):
             w.split("request_scanner", read(p))
         else:
             w.split("response_scanner", read(p), response_api(p))
-    for p in fixtures(root, "openai/*.sse", "anthropic/*.sse"):
+    for p in fixtures(root, "openai/*.sse", "anthropic/*.sse", "openrouter/*.sse"):
         # Content type index 2 (SSE) for the first selectors, 0 (sniffed) for the rest.
         api = response_api(p)
         w.split("response_scanner", read(p), 10 + api)
         w.split("response_scanner", read(p), api)
 
     # exchange: route selector = API index (5 is the Azure deployment path), +8 gzipped.
-    for p in fixtures(root, "openai/*.json", "openai/*.sse", "anthropic/*", "azure/*.json"):
+    for p in fixtures(root, "openai/*.json", "openai/*.sse", "anthropic/*", "azure/*.json",
+                      "openrouter/*.json", "openrouter/*.sse"):
         if p.endswith(".request.json") or p.endswith(".md"):
             continue
         route = 5 if "/azure/" in p else response_api(p)

@@ -23,7 +23,7 @@ use crate::pricing::{PicoUsd, PriceTable, PricingContext, ServiceTier};
 use crate::retry::{self, RetrySource};
 use crate::providers::{self, Provider, RequestFacts, RequestScanner, ResponseFacts, ResponseOutcome, ResponseScanner, Route};
 use crate::stream::usage_strip::UsageChunkStripper;
-use crate::usage::{NormalizedUsage, Usage, UsageSource};
+use crate::usage::{CostSource, NormalizedUsage, Usage, UsageSource};
 
 /// Header removed from metered requests so that upstreams answer uncompressed.
 pub const ACCEPT_ENCODING: &str = "accept-encoding";
@@ -88,10 +88,14 @@ pub struct Record {
     pub usage_source: UsageSource,
     /// Why usage is missing (`None` when reported); a `missing::*` or `DecodeError::kind` name.
     pub usage_missing_reason: Option<&'static str>,
-    /// Canonical model name the price came from; `None` when unpriced.
+    /// Canonical model name the price came from; `None` when unpriced. Kept when the
+    /// provider's reported cost is used instead (`cost_source`), for labels and comparison.
     pub priced_model: Option<String>,
-    /// `None` when unpriced or when usage is missing: never a made-up $0.
+    /// `None` when unpriced or when usage is missing: never a made-up $0. The provider's
+    /// own figure when it reported one (it is what the user is billed).
     pub cost: Option<PicoUsd>,
+    /// Where `cost` came from (`llm.cost_source`); `None` exactly when `cost` is.
+    pub cost_source: Option<CostSource>,
     pub attribution: Attribution,
     /// Azure OpenAI deployment name from the path.
     pub azure_deployment: Option<String>,
@@ -451,6 +455,7 @@ impl Exchange {
                 None => missing::NOT_REPORTED,
             }),
         };
+        let provider_cost = outcome.as_ref().and_then(|o| o.usage.cost);
         let response = outcome.map(|o| o.facts).unwrap_or_default();
         let context = PricingContext {
             service_tier: ServiceTier::from_name(response.service_tier.as_deref().unwrap_or("")),
@@ -461,9 +466,10 @@ impl Exchange {
             .flatten()
             .find_map(|model| self.prices.quote(model, &usage, context));
         let priced_model = priced.as_ref().map(|(name, _)| name.to_string());
-        let cost = match priced {
-            Some((_, quote)) if reported || estimated.is_some() => Some(quote.cost),
-            _ => None,
+        let (cost, cost_source) = match (provider_cost, priced) {
+            (Some(billed), _) => (Some(billed), Some(CostSource::Provider)),
+            (None, Some((_, quote))) if reported || estimated.is_some() => (Some(quote.cost), Some(CostSource::PriceTable)),
+            _ => (None, None),
         };
         let since_start = |t: Option<u64>| Some(t?.saturating_sub(self.started_unix_millis?));
         let streamed = request.stream || self.response_streamed;
@@ -486,6 +492,7 @@ impl Exchange {
             usage_missing_reason,
             priced_model,
             cost,
+            cost_source,
             attribution: self.attribution.clone(),
             azure_deployment: self.azure_deployment.clone(),
             deployment_model: self.deployment_model.clone(),

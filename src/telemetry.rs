@@ -34,6 +34,8 @@ pub const KEY_CACHE_CREATION_TOKENS: &str = "gen_ai.usage.cache_creation.input_t
 pub const KEY_REASONING_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
 pub const KEY_COST_USD: &str = "llm.cost_usd";
 pub const KEY_USAGE_SOURCE: &str = "llm.usage_source";
+/// `provider` (the provider reported the cost), `price_table`, or empty when unpriced.
+pub const KEY_COST_SOURCE: &str = "llm.cost_source";
 pub const KEY_FEATURE: &str = "llm.feature";
 pub const KEY_CUSTOMER: &str = "llm.customer";
 pub const KEY_USER: &str = "llm.user";
@@ -46,7 +48,7 @@ pub const KEY_BUDGET_DECISION: &str = "llm.budget.decision";
 pub const KEY_BUDGET_REMAINING_USD: &str = "llm.budget.remaining_usd";
 
 /// Every filter-state key [`filter_state`] sets, in order (`llm.record` last).
-pub const FILTER_STATE_KEYS: [&str; 16] = [
+pub const FILTER_STATE_KEYS: [&str; 17] = [
     KEY_PROVIDER,
     KEY_OPERATION,
     KEY_REQUEST_MODEL,
@@ -58,6 +60,7 @@ pub const FILTER_STATE_KEYS: [&str; 16] = [
     KEY_CACHE_CREATION_TOKENS,
     KEY_REASONING_TOKENS,
     KEY_COST_USD,
+    KEY_COST_SOURCE,
     KEY_USAGE_SOURCE,
     KEY_FEATURE,
     KEY_CUSTOMER,
@@ -416,7 +419,8 @@ fn plan_with(
     let short = [(LABEL_PROVIDER, provider), (LABEL_MODEL, model.as_str())];
     // Unpriced means "no price for the model", not "no cost known": a priced model whose
     // usage is missing has no cost either, and is counted as missing usage below instead.
-    if record.priced_model.is_none() {
+    // A provider-reported cost needs no price: such a request is not unpriced.
+    if record.priced_model.is_none() && record.cost_source != Some(crate::usage::CostSource::Provider) {
         plan.extend(counter(stat_name(&short, METRIC_UNPRICED), 1));
     }
     // Error responses carry no usage by design; only a successful (or unknown) status with no
@@ -519,6 +523,7 @@ pub fn filter_state(record: &Record) -> Vec<(&'static str, String)> {
         (KEY_CACHE_CREATION_TOKENS, u.cache_creation_tokens.to_string()),
         (KEY_REASONING_TOKENS, u.reasoning_tokens.to_string()),
         (KEY_COST_USD, record.cost.map(|c| c.to_usd_string()).unwrap_or_default()),
+        (KEY_COST_SOURCE, record.cost_source.map(|s| s.as_str().to_string()).unwrap_or_default()),
         (KEY_USAGE_SOURCE, record.usage_source.as_str().to_string()),
         (KEY_FEATURE, record.attribution.feature.clone()),
         (KEY_CUSTOMER, record.attribution.customer.clone()),
@@ -557,6 +562,10 @@ pub fn record_json(record: &Record) -> String {
         None => w.null(KEY_COST_USD),
     }
     w.opt_num(RECORD_COST_PICO_USD, record.cost.map(|c| c.0));
+    match record.cost_source {
+        Some(s) => w.str(KEY_COST_SOURCE, s.as_str()),
+        None => w.null(KEY_COST_SOURCE),
+    }
     w.opt_log_safe(RECORD_PRICED_MODEL, record.priced_model.as_deref());
     w.opt_log_safe(RECORD_PRICE_TABLE_VERSION, record.price_table_version.as_deref());
     w.str(KEY_USAGE_SOURCE, record.usage_source.as_str());
@@ -698,7 +707,7 @@ mod tests {
     use crate::host::fake::FakeMetrics;
     use crate::pricing::PicoUsd;
     use crate::providers::{Api, Operation, Provider, RequestFacts, ResponseFacts, Route};
-    use crate::usage::{NormalizedUsage, UsageSource};
+    use crate::usage::{CostSource, NormalizedUsage, UsageSource};
 
     // `..default()` keeps this compiling as the extraction work adds response facts; with
     // the stub's fields all given, clippy sees the update as needless.
@@ -720,6 +729,7 @@ mod tests {
             usage_missing_reason: None,
             priced_model: Some("gpt-4o".into()),
             cost: Some(PicoUsd(435_000_000)),
+            cost_source: Some(CostSource::PriceTable),
             attribution: Attribution { feature: "search".into(), customer: "acme".into(), user: "alice".into() },
             azure_deployment: None,
             deployment_model: None,
@@ -940,6 +950,37 @@ mod tests {
         unpriced.cost = None;
         let v: Value = serde_json::from_str(&record_json(&unpriced)).unwrap();
         assert!(v[KEY_COST_USD].is_null());
+    }
+
+    #[test]
+    fn the_cost_source_is_published_and_a_provider_cost_is_not_unpriced() {
+        let v: Value = serde_json::from_str(&record_json(&record())).unwrap();
+        assert_eq!(v[KEY_COST_SOURCE], json!("price_table"));
+        // OpenRouter: no price for the model, but the provider said what it billed.
+        let mut r = record();
+        r.priced_model = None;
+        r.cost = Some(PicoUsd(12_000_000));
+        r.cost_source = Some(CostSource::Provider);
+        let state = filter_state(&r);
+        let get = |k: &str| state.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(get(KEY_COST_SOURCE), "provider");
+        assert_eq!(get(KEY_COST_USD), "0.000012000");
+        let v: Value = serde_json::from_str(&record_json(&r)).unwrap();
+        assert_eq!(v[KEY_COST_SOURCE], json!("provider"));
+        assert_eq!(v[RECORD_COST_PICO_USD], json!(12_000_000u64));
+        let plan = metric_plan(&r, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        assert!(plan.iter().all(|u| !u.name.ends_with(METRIC_UNPRICED)));
+        let cost = plan.iter().find(|u| u.name.ends_with(METRIC_COST_NANOUSD)).unwrap();
+        assert_eq!(cost.delta, 12_000);
+        // Unpriced: empty in filter state, null in the record, and counted as unpriced.
+        r.cost = None;
+        r.cost_source = None;
+        let state = filter_state(&r);
+        assert_eq!(state.iter().find(|(k, _)| *k == KEY_COST_SOURCE).unwrap().1, "");
+        let v: Value = serde_json::from_str(&record_json(&r)).unwrap();
+        assert!(v[KEY_COST_SOURCE].is_null());
+        let plan = metric_plan(&r, &mut CardinalityGuard::new(10), &mut CostCarry::default());
+        assert!(plan.iter().any(|u| u.name.ends_with(METRIC_UNPRICED)));
     }
 
     #[test]

@@ -9,6 +9,12 @@
 //! OpenTelemetry GenAI meaning: input includes cache reads and writes, output includes
 //! reasoning. Keeping it in one place is what stops cached and reasoning tokens from being
 //! double-counted or dropped.
+//!
+//! Some providers also say what the request cost (OpenRouter's `usage.cost`). That amount is
+//! carried as reported, next to the counters, and [`CostSource`] names where a request's cost
+//! came from.
+
+use crate::pricing::PicoUsd;
 
 /// Counters exactly as one provider reported them. `None` means "not reported".
 ///
@@ -37,6 +43,9 @@ pub struct Usage {
     pub web_search_requests: Option<u64>,
     /// Server-side web fetch calls, priced per call.
     pub web_fetch_requests: Option<u64>,
+    /// What the provider says the request cost (OpenRouter `usage.cost`, USD credits), exact
+    /// to the pico-dollar; it is what the user is billed, so it wins over the price table.
+    pub cost: Option<PicoUsd>,
 }
 
 /// Whether a provider's input count already contains cache reads and writes.
@@ -126,6 +135,24 @@ impl UsageSource {
             UsageSource::Reported => "reported",
             UsageSource::Estimated => "estimated",
             UsageSource::Missing => "missing",
+        }
+    }
+}
+
+/// Where the cost of a request came from; published as `llm.cost_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostSource {
+    /// The provider reported it in the response ([`Usage::cost`]).
+    Provider,
+    /// Computed from the usage and the price table.
+    PriceTable,
+}
+
+impl CostSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostSource::Provider => "provider",
+            CostSource::PriceTable => "price_table",
         }
     }
 }

@@ -22,7 +22,8 @@ use tokenmeter::config::Config;
 use tokenmeter::host::MetricKind;
 use tokenmeter::meter::{Exchange, Record, RequestHead};
 use tokenmeter::telemetry::{
-    filter_state, TelemetryState, FILTER_STATE_KEYS, KEY_COST_USD, KEY_RECORD, KEY_USAGE_SOURCE,
+    filter_state, TelemetryState, FILTER_STATE_KEYS, KEY_COST_SOURCE, KEY_COST_USD, KEY_RECORD,
+    KEY_USAGE_SOURCE,
 };
 use tokenmeter::telemetry::{
     METRIC_COST_NANOUSD, METRIC_LABEL_OVERFLOW, METRIC_OPERATION_DURATION_MS, METRIC_REQUESTS,
@@ -30,7 +31,7 @@ use tokenmeter::telemetry::{
     METRIC_TIME_TO_FIRST_TOKEN_MS, METRIC_TOKENS, METRIC_TOKEN_USAGE, METRIC_UNPRICED,
     METRIC_USAGE_ESTIMATED, METRIC_USAGE_MISSING,
 };
-use tokenmeter::usage::UsageSource;
+use tokenmeter::usage::{CostSource, UsageSource};
 
 /// The per-request metrics a record can produce (names are the telemetry constants).
 const KNOWN_METRICS: [&str; 14] = [
@@ -202,8 +203,14 @@ fuzz_target!(|data: &[u8]| {
     let split = run(&config, route, gzipped, &feature, &chunks).expect("same head, same route");
     assert_eq!(whole, split, "split feeding changed the record");
 
-    if whole.cost.is_some() {
-        // Reported usage is priced, and so is an estimate; missing usage never is.
+    assert_eq!(
+        whole.cost.is_some(),
+        whole.cost_source.is_some(),
+        "a cost without a source or a source without a cost"
+    );
+    if whole.cost_source == Some(CostSource::PriceTable) {
+        // Reported usage is priced, and so is an estimate; missing usage never is. (A cost
+        // the provider reported needs neither usage nor a price.)
         assert_ne!(
             whole.usage_source,
             UsageSource::Missing,
@@ -252,6 +259,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(whole.cost.is_none());
     }
     assert!(["reported", "estimated", "missing"].contains(&get(KEY_USAGE_SOURCE).as_str()));
+    assert!(["provider", "price_table", ""].contains(&get(KEY_COST_SOURCE).as_str()));
     let record: serde_json::Value =
         serde_json::from_str(get(KEY_RECORD)).expect("llm.record is not JSON");
     assert!(record.is_object(), "llm.record is not an object");

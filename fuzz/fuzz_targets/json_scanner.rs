@@ -12,7 +12,10 @@
 //!   accepts the body, the scanner accepts it too and reports exactly serde's scalars that the
 //!   interest policy keeps, in document order with the same paths (keys over `MAX_KEY_BYTES`
 //!   as `LongKey`, nothing below `MAX_TRACKED_DEPTH` containers), the same integers, and each
-//!   string's text cut at `MAX_STRING_BYTES` on a character boundary.
+//!   string's text cut at `MAX_STRING_BYTES` on a character boundary;
+//! - number text (asked for on some paths by a selector bit): at most `MAX_NUMBER_BYTES`, and
+//!   against serde_json the same number (the same integer, or a negative, or a float) where a
+//!   number's text was reported.
 #![no_main]
 
 use std::fmt;
@@ -21,7 +24,7 @@ use libfuzzer_sys::fuzz_target;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor as SerdeVisitor};
 use tokenmeter::json::{
     Interest, JsonError, Number, Path, Scalar, Scanner, Segment, Visitor, MAX_KEY_BYTES,
-    MAX_STRING_BYTES, MAX_TRACKED_DEPTH,
+    MAX_NUMBER_BYTES, MAX_STRING_BYTES, MAX_TRACKED_DEPTH,
 };
 use tokenmeter_fuzz::SplitInput;
 
@@ -38,6 +41,7 @@ enum Value {
     Bool(bool),
     Integer(u64),
     OtherNumber,
+    NumberText(String),
     Str {
         text: Option<String>,
         truncated: bool,
@@ -87,6 +91,8 @@ fn index_interest(policy: Policy, parent: Interest, depth: usize, index: u64) ->
 struct Collect {
     policy: Policy,
     capture_all: bool,
+    /// Ask for the text of numbers at even depths.
+    number_text: bool,
     events: Vec<Event>,
 }
 
@@ -109,6 +115,10 @@ impl Visitor for Collect {
         assert_ne!(interest, 0, "wants_string() asked for a skipped value");
         self.capture_all || path.len() % 2 == 1
     }
+    fn wants_number_text(&mut self, interest: Interest, path: &Path<'_>) -> bool {
+        assert_ne!(interest, 0, "wants_number_text() asked for a skipped value");
+        self.number_text && path.len() % 2 == 0
+    }
     fn scalar(&mut self, interest: Interest, path: &Path<'_>, value: Scalar<'_>) {
         assert_ne!(interest, 0, "scalar reported with interest 0");
         let path = owned_path(path);
@@ -122,6 +132,11 @@ impl Visitor for Collect {
             Scalar::Bool(b) => Value::Bool(b),
             Scalar::Number(Number::Integer(n)) => Value::Integer(n),
             Scalar::Number(Number::Other) => Value::OtherNumber,
+            Scalar::Number(Number::Text(t)) => {
+                assert!(self.number_text && path.len() % 2 == 0, "number text not asked for");
+                assert!(t.len() <= MAX_NUMBER_BYTES, "number text of {} bytes", t.len());
+                Value::NumberText(t.to_owned())
+            }
             Scalar::String(s) => {
                 if let Some(t) = s.text {
                     // At most MAX_STRING_BYTES, lossy UTF-8 repair included.
@@ -183,7 +198,13 @@ struct Scanned {
     values: u64,
 }
 
-fn scan(chunks: &[&[u8]], sequence: bool, policy: Policy, capture_all: bool) -> Scanned {
+fn scan(
+    chunks: &[&[u8]],
+    sequence: bool,
+    policy: Policy,
+    capture_all: bool,
+    number_text: bool,
+) -> Scanned {
     let mut scanner = if sequence {
         Scanner::sequence()
     } else {
@@ -192,6 +213,7 @@ fn scan(chunks: &[&[u8]], sequence: bool, policy: Policy, capture_all: bool) -> 
     let mut visitor = Collect {
         policy,
         capture_all,
+        number_text,
         events: Vec::new(),
     };
     let mut feed_error = None;
@@ -376,6 +398,11 @@ fn check_against_serde(body: &[u8], policy: Policy, scanned: &Scanned) {
             (Expect::I64, Value::OtherNumber) => true,
             // An integer too large for u64 is a float to serde and saturates in the scanner.
             (Expect::F64, Value::OtherNumber | Value::Integer(u64::MAX)) => true,
+            // Number text: the same number as serde's (an integer too large for u64 is a
+            // float to serde).
+            (Expect::U64(a), Value::NumberText(t)) => t.parse::<u64>() == Ok(*a),
+            (Expect::I64, Value::NumberText(t)) => t.starts_with('-') && t.parse::<i64>().is_ok(),
+            (Expect::F64, Value::NumberText(t)) => t.parse::<f64>().is_ok(),
             (
                 Expect::Str(s),
                 Value::Str {
@@ -406,8 +433,9 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Policy::Selective
     };
-    let whole = scan(&[input.body], sequence, policy, capture_all);
-    let split = scan(&input.chunks(), sequence, policy, capture_all);
+    let number_text = input.selector & 8 != 0;
+    let whole = scan(&[input.body], sequence, policy, capture_all, number_text);
+    let split = scan(&input.chunks(), sequence, policy, capture_all, number_text);
     assert_eq!(whole, split, "split feeding changed the result");
     if !sequence && capture_all {
         check_against_serde(input.body, policy, &whole);

@@ -8,6 +8,9 @@
 //! its [`Path`] to a [`Visitor`]. Deeper nesting is only counted, never stacked, so memory is
 //! fixed at construction and nothing recurses. String contents are skipped with `memchr`
 //! unless the visitor asks for them, and then only the first [`MAX_STRING_BYTES`] are kept.
+//! Numbers are classified on the fly (a token count is a non-negative integer); a visitor
+//! that needs a number's exact decimal text (a provider-reported cost such as `1.2e-05`,
+//! which no float may touch) asks for it and gets at most [`MAX_NUMBER_BYTES`] of it.
 //! Invalid input moves the scanner into a typed [`JsonError`] state; it never panics.
 
 mod path;
@@ -28,13 +31,21 @@ pub const MAX_KEY_BYTES: usize = 64;
 /// Bytes of a string value kept when the visitor asks for it (model names, ids, reasons).
 pub const MAX_STRING_BYTES: usize = 256;
 
+/// Bytes of a number's text kept when the visitor asks for it ([`Visitor::wants_number_text`]).
+/// A longer number (valid JSON allows any length) is reported without its text: no money
+/// amount needs 64 characters, and the bound keeps the scanner's state fixed.
+pub const MAX_NUMBER_BYTES: usize = 64;
+
 /// A JSON number as far as metering cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Number {
+pub enum Number<'a> {
     /// A non-negative integer without fraction or exponent; saturates at `u64::MAX`.
     Integer(u64),
     /// Anything else (negative, fractional, exponent): valid JSON but never a token count.
     Other,
+    /// The number exactly as written (JSON number grammar, at most [`MAX_NUMBER_BYTES`]),
+    /// reported instead of the two above when the visitor asked for the text and it fits.
+    Text(&'a str),
 }
 
 /// A string value: its decoded text when the visitor asked for it, and its raw size.
@@ -55,7 +66,7 @@ pub struct JsonStr<'a> {
 pub enum Scalar<'a> {
     Null,
     Bool(bool),
-    Number(Number),
+    Number(Number<'a>),
     String(JsonStr<'a>),
 }
 
@@ -64,6 +75,14 @@ impl Scalar<'_> {
     pub fn as_u64(&self) -> Option<u64> {
         match self {
             Scalar::Number(Number::Integer(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The text of a number whose text the visitor asked for.
+    pub fn as_number_text(&self) -> Option<&str> {
+        match self {
+            Scalar::Number(Number::Text(t)) => Some(t),
             _ => None,
         }
     }
@@ -93,9 +112,9 @@ pub type Interest = u64;
 /// What the scanner tells its consumer. Paths are relative to the current top-level value.
 ///
 /// The interest methods default to "everything matters", so a visitor that only
-/// implements [`Visitor::scalar`] sees every scalar with its path. `root`, `key`, `index`
-/// and `wants_string` must be pure functions of their arguments: the scanner's fast path
-/// may ask `wants_string` again when it hands a value back to the general path.
+/// implements [`Visitor::scalar`] sees every scalar with its path. `root`, `key`, `index`,
+/// `wants_string` and `wants_number_text` must be pure functions of their arguments: the
+/// scanner's fast path may ask again when it hands a value back to the general path.
 pub trait Visitor {
     /// Interest of a top-level value.
     fn root(&mut self) -> Interest {
@@ -116,6 +135,13 @@ pub trait Visitor {
     /// Asked when a string value with non-zero interest starts; return true to have its
     /// text captured (bounded). Skipped strings cost a `memchr` pass and nothing else.
     fn wants_string(&mut self, _interest: Interest, _path: &Path<'_>) -> bool {
+        false
+    }
+
+    /// Asked when a number with non-zero interest starts; return true to have it reported as
+    /// [`Number::Text`] (when it fits [`MAX_NUMBER_BYTES`]). Token counts do not need it: the
+    /// default keeps the integer fast path free of copying.
+    fn wants_number_text(&mut self, _interest: Interest, _path: &Path<'_>) -> bool {
         false
     }
 

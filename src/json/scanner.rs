@@ -5,14 +5,16 @@
 //! after any byte and resume with the next chunk. The hot paths work on whole slices rather
 //! than bytes: string contents are skipped with `memchr`, skipped containers by a table
 //! scan for the five bytes that matter, and digit runs in a tight loop. The only heap use
-//! is a small scratch string for lossy UTF-8 repair, bounded by [`MAX_STRING_BYTES`].
+//! is a small scratch string for lossy UTF-8 repair, bounded by [`MAX_STRING_BYTES`]. A
+//! number's text is copied only when the visitor asked for it, into a fixed buffer of
+//! [`MAX_NUMBER_BYTES`]; token counts never pay for that copy.
 
 use memchr::memchr2;
 
 use super::path::{Frame, Path};
 use super::{
-    Interest, JsonError, JsonStr, Number, Scalar, Visitor, MAX_KEY_BYTES, MAX_STRING_BYTES,
-    MAX_TRACKED_DEPTH,
+    Interest, JsonError, JsonStr, Number, Scalar, Visitor, MAX_KEY_BYTES, MAX_NUMBER_BYTES,
+    MAX_STRING_BYTES, MAX_TRACKED_DEPTH,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +146,12 @@ pub struct Scanner {
     num_phase: NumPhase,
     num_value: u64,
     num_integer: bool,
+    /// The visitor asked for the current number's text ([`Visitor::wants_number_text`]).
+    num_capture: bool,
+    /// The text so far did not fit [`MAX_NUMBER_BYTES`]; the number is reported without it.
+    num_long: bool,
+    num_len: usize,
+    num_buf: [u8; MAX_NUMBER_BYTES],
     lit: Lit,
     lit_pos: usize,
     /// Bytes fed before the current chunk, for error offsets.
@@ -296,6 +304,10 @@ impl Scanner {
             num_phase: NumPhase::Int,
             num_value: 0,
             num_integer: true,
+            num_capture: false,
+            num_long: false,
+            num_len: 0,
+            num_buf: [0; MAX_NUMBER_BYTES],
             lit: Lit::Null,
             lit_pos: 0,
             offset: 0,
@@ -624,6 +636,16 @@ impl Scanner {
             Some(b't') => Scalar::Bool(true),
             Some(b'f') => Scalar::Bool(false),
             Some(b'n') => Scalar::Null,
+            // A number (`skip_scalar` validated the grammar): its text when asked and it
+            // fits, as the general path would report it.
+            _ if token.len() <= MAX_NUMBER_BYTES
+                && visitor.wants_number_text(interest, &self.path()) =>
+            {
+                match std::str::from_utf8(token) {
+                    Ok(text) => Scalar::Number(Number::Text(text)),
+                    Err(_) => return false,
+                }
+            }
             _ if token.iter().all(u8::is_ascii_digit) => {
                 Scalar::Number(Number::Integer(token.iter().fold(0u64, |n, &d| {
                     n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
@@ -703,9 +725,11 @@ impl Scanner {
                     self.interest != 0 && visitor.wants_string(self.interest, &self.path());
                 self.begin_string(false, capture);
             }
-            b'-' => self.begin_number(NumPhase::Minus, 0, false),
-            b'0' => self.begin_number(NumPhase::Zero, 0, true),
-            b'1'..=b'9' => self.begin_number(NumPhase::Int, u64::from(byte - b'0'), true),
+            b'-' | b'0'..=b'9' => {
+                let capture =
+                    self.interest != 0 && visitor.wants_number_text(self.interest, &self.path());
+                self.begin_number(byte, capture);
+            }
             b't' => self.begin_literal(Lit::True),
             b'f' => self.begin_literal(Lit::False),
             b'n' => self.begin_literal(Lit::Null),
@@ -1020,11 +1044,35 @@ impl Scanner {
         }
     }
 
-    fn begin_number(&mut self, phase: NumPhase, value: u64, integer: bool) {
+    /// Starts a number at its first byte (`-` or a digit).
+    fn begin_number(&mut self, first: u8, capture: bool) {
         self.state = State::Number;
-        self.num_phase = phase;
-        self.num_value = value;
-        self.num_integer = integer;
+        (self.num_phase, self.num_value, self.num_integer) = match first {
+            b'-' => (NumPhase::Minus, 0, false),
+            b'0' => (NumPhase::Zero, 0, true),
+            d => (NumPhase::Int, u64::from(d.wrapping_sub(b'0')), true),
+        };
+        self.num_capture = capture;
+        self.num_long = false;
+        self.num_len = 0;
+        if capture {
+            self.push_number_text(&[first]);
+        }
+    }
+
+    /// Appends to the captured number text; past [`MAX_NUMBER_BYTES`] the text is dropped.
+    fn push_number_text(&mut self, bytes: &[u8]) {
+        if self.num_long {
+            return;
+        }
+        let end = self.num_len.saturating_add(bytes.len());
+        match self.num_buf.get_mut(self.num_len..end) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.num_len = end;
+            }
+            None => self.num_long = true,
+        }
     }
 
     fn number_complete(&self) -> bool {
@@ -1038,10 +1086,18 @@ impl Scanner {
         if self.interest == 0 {
             return;
         }
-        let number = if self.num_integer {
-            Number::Integer(self.num_value)
-        } else {
-            Number::Other
+        let text = match (self.num_capture, self.num_long) {
+            // The buffer holds only bytes the number grammar accepted: ASCII.
+            (true, false) => self
+                .num_buf
+                .get(..self.num_len)
+                .and_then(|b| std::str::from_utf8(b).ok()),
+            _ => None,
+        };
+        let number = match text {
+            Some(text) => Number::Text(text),
+            None if self.num_integer => Number::Integer(self.num_value),
+            None => Number::Other,
         };
         visitor.scalar(self.interest, &self.path(), Scalar::Number(number));
     }
@@ -1056,6 +1112,9 @@ impl Scanner {
                 .num_value
                 .saturating_mul(10)
                 .saturating_add(u64::from(b - b'0'));
+        }
+        if self.num_capture {
+            self.push_number_text(rest.get(..run).unwrap_or(&[]));
         }
         run
     }
@@ -1095,6 +1154,9 @@ impl Scanner {
         };
         if !matches!(next, Int | Zero) {
             self.num_integer = false;
+        }
+        if self.num_capture {
+            self.push_number_text(&[byte]);
         }
         self.num_phase = next;
         Ok(true)

@@ -10,11 +10,13 @@
 
 use super::*;
 
-/// Records every scalar as `path=value`, capturing every string.
+/// Records every scalar as `path=value`, capturing every string (and, with `numbers`, the
+/// text of every number, rendered `#text`).
 #[derive(Default, Debug, PartialEq)]
 struct Record {
     items: Vec<String>,
     ends: u64,
+    numbers: bool,
 }
 
 fn render(path: &Path<'_>) -> String {
@@ -36,12 +38,16 @@ impl Visitor for Record {
     fn wants_string(&mut self, _: Interest, _: &Path<'_>) -> bool {
         true
     }
+    fn wants_number_text(&mut self, _: Interest, _: &Path<'_>) -> bool {
+        self.numbers
+    }
     fn scalar(&mut self, _: Interest, path: &Path<'_>, value: Scalar<'_>) {
         let v = match value {
             Scalar::Null => "null".to_string(),
             Scalar::Bool(b) => b.to_string(),
             Scalar::Number(Number::Integer(n)) => n.to_string(),
             Scalar::Number(Number::Other) => "<num>".to_string(),
+            Scalar::Number(Number::Text(t)) => format!("#{t}"),
             Scalar::String(s) => {
                 format!(
                     "{:?}{}/{}",
@@ -59,12 +65,23 @@ impl Visitor for Record {
 }
 
 fn scan_chunks(chunks: &[&[u8]], sequence: bool) -> (Record, Result<(), JsonError>) {
+    scan_with(chunks, sequence, false)
+}
+
+fn scan_with(
+    chunks: &[&[u8]],
+    sequence: bool,
+    numbers: bool,
+) -> (Record, Result<(), JsonError>) {
     let mut scanner = if sequence {
         Scanner::sequence()
     } else {
         Scanner::new()
     };
-    let mut record = Record::default();
+    let mut record = Record {
+        numbers,
+        ..Record::default()
+    };
     for chunk in chunks {
         if let Err(e) = scanner.feed(chunk, &mut record) {
             return (record, Err(e));
@@ -179,6 +196,68 @@ fn integers_saturate_and_other_numbers_are_not_counts() {
             "[10]=<num>",
         ]
     );
+}
+
+/// Scans with number text captured; asserts the body is accepted.
+fn number_items(body: &str) -> Vec<String> {
+    let (record, result) = scan_with(&[body.as_bytes()], false, true);
+    assert_eq!(result, Ok(()), "{body}");
+    record.items
+}
+
+#[test]
+fn number_text_is_reported_as_written_when_asked() {
+    // Inside an object (the fast member path) and an array (the general path) alike.
+    assert_eq!(
+        number_items(r#"{"usage":{"cost":1.2e-05,"prompt_tokens":194,"neg":-0.5,"z":0}}"#),
+        vec![
+            ".usage.cost=#1.2e-05",
+            ".usage.prompt_tokens=#194",
+            ".usage.neg=#-0.5",
+            ".usage.z=#0",
+        ]
+    );
+    assert_eq!(
+        number_items("[0.95,-0,1E+3,18446744073709551616]"),
+        vec!["[0]=#0.95", "[1]=#-0", "[2]=#1E+3", "[3]=#18446744073709551616"]
+    );
+    assert_eq!(number_items("0.000093"), vec!["=#0.000093"]);
+}
+
+#[test]
+fn number_text_longer_than_the_bound_is_reported_without_text() {
+    let fits = format!("0.{}", "1".repeat(MAX_NUMBER_BYTES - 2));
+    let long = format!("0.{}", "1".repeat(MAX_NUMBER_BYTES - 1));
+    let digits = "9".repeat(MAX_NUMBER_BYTES + 1);
+    for body in [
+        format!(r#"{{"a":{fits},"b":{long},"c":{digits}}}"#),
+        format!("[{fits},{long},{digits}]"),
+    ] {
+        let items = number_items(&body);
+        assert_eq!(items.len(), 3, "{body}");
+        assert!(items[0].ends_with(&format!("=#{fits}")), "{items:?}");
+        assert!(items[1].ends_with("=<num>"), "{items:?}");
+        assert!(items[2].ends_with(&format!("={}", u64::MAX)), "{items:?}");
+    }
+}
+
+#[test]
+fn number_text_survives_every_chunk_split() {
+    let long = format!("1.{}e-7", "2".repeat(MAX_NUMBER_BYTES));
+    let body = format!(
+        r#"{{"usage":{{"cost":1.2e-05,"n":-12.50E+2,"t":42,"l":{long}}},"x":[3.25,7]}}"#
+    );
+    let body = body.as_bytes();
+    let whole = scan_with(&[body], false, true);
+    assert_eq!(whole.1, Ok(()));
+    assert!(whole.0.items.contains(&".usage.cost=#1.2e-05".to_string()));
+    assert!(whole.0.items.contains(&".usage.l=<num>".to_string()));
+    for cut in 0..=body.len() {
+        let (a, b) = body.split_at(cut);
+        assert_eq!(scan_with(&[a, b], false, true), whole, "cut at {cut}");
+    }
+    let bytes: Vec<&[u8]> = body.chunks(1).collect();
+    assert_eq!(scan_with(&bytes, false, true), whole);
 }
 
 #[test]

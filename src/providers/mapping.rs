@@ -8,7 +8,11 @@
 //! never erases a value that was reported.
 
 use crate::json::{Interest, Path, Scalar, Step, Visitor};
+use crate::pricing::{parse_scaled, PicoUsd};
 use crate::usage::Usage;
+
+/// Decimal places from USD to pico-USD.
+const PICO_PER_USD_DIGITS: u32 = 12;
 
 use super::ResponseFacts;
 
@@ -32,6 +36,9 @@ pub(crate) enum Target {
     ServiceTier,
     /// Generated text; only its size is kept, to estimate output when usage is missing.
     OutputText,
+    /// The provider-reported cost in USD (OpenRouter `usage.cost`), read from the number's
+    /// exact text: a float would turn `0.000093` into a neighbour and drift in counters.
+    Cost,
     /// The `type` of a Responses API output item; each `web_search_call` is one billed
     /// search. Counted per top-level value (one response object) and then assigned, so the
     /// items repeated by later events replace rather than add.
@@ -247,6 +254,10 @@ impl Visitor for Extractor {
             .is_some_and(Target::captures_text)
     }
 
+    fn wants_number_text(&mut self, interest: Interest, path: &Path<'_>) -> bool {
+        self.target(interest, path.len()) == Some(Target::Cost)
+    }
+
     fn scalar(&mut self, interest: Interest, path: &Path<'_>, value: Scalar<'_>) {
         let Some(target) = self.target(interest, path.len()) else {
             return;
@@ -254,6 +265,17 @@ impl Visitor for Extractor {
         if target == Target::OutputItemType {
             if value.as_str() == Some("web_search_call") {
                 self.web_search_calls = self.web_search_calls.saturating_add(1);
+            }
+            return;
+        }
+        if target == Target::Cost {
+            // Negative, too long or not a number (a string, null): not a cost; a later
+            // valid value still replaces an earlier one.
+            if let Some(pico) = value
+                .as_number_text()
+                .and_then(|t| parse_scaled(t, PICO_PER_USD_DIGITS).ok())
+            {
+                self.usage.cost = Some(PicoUsd(pico));
             }
             return;
         }

@@ -12,8 +12,9 @@
 //!
 //! OpenAI-compatible servers (Mistral, Groq, DeepSeek, xAI, OpenRouter, vLLM, Ollama `/v1`)
 //! use these tables; their quirks are extra rules in [`CHAT_COMPLETIONS`]: DeepSeek's
-//! `prompt_cache_hit_tokens` (a subset of `prompt_tokens`, like `cached_tokens`) and Groq's
-//! `x_groq.usage`.
+//! `prompt_cache_hit_tokens` (a subset of `prompt_tokens`, like `cached_tokens`), Groq's
+//! `x_groq.usage`, and OpenRouter's `usage.cost` (USD credits charged for the request, in
+//! the JSON body and in the stream's final usage chunk), which becomes the request's cost.
 
 use crate::json::Step::{AnyIndex as Any, Key as K};
 
@@ -46,6 +47,8 @@ pub(crate) static CHAT_COMPLETIONS: &[Rule] = &[
     ),
     // DeepSeek: cache hits are reported here (and in newer versions also as cached_tokens).
     rule(&[K("usage"), K("prompt_cache_hit_tokens")], T::CacheRead),
+    // OpenRouter: what the request was billed, in USD credits.
+    rule(&[K("usage"), K("cost")], T::Cost),
     // Groq: usage in the last stream chunk under `x_groq` (besides `usage` when asked for).
     rule(&[K("x_groq"), K("usage"), K("prompt_tokens")], T::Input),
     rule(
@@ -98,6 +101,8 @@ pub(crate) static COMPLETIONS: &[Rule] = &[
         ],
         T::Reasoning,
     ),
+    // OpenRouter serves legacy completions too, with the same usage object.
+    rule(&[K("usage"), K("cost")], T::Cost),
     rule(&[K("model")], T::Model),
     rule(&[K("id")], T::Id),
     rule(&[K("choices"), Any, K("finish_reason")], T::FinishReason),

@@ -45,6 +45,7 @@ def check_record(envoy, tag, *, provider, operation, request_model, response_mod
         assert entry["gen_ai.response.id"] == response_id
     assert_tokens(entry, tokens)
     assert entry["llm.cost_usd"] == cost_usd
+    assert entry["llm.cost_source"] == "price_table"  # none of these providers reports a cost
     assert entry["llm.usage_source"] == "reported"
     assert entry["llm.feature"] == "e2e"
     assert entry["llm.user"] == "u-" + tag
@@ -171,6 +172,7 @@ def test_unpriced_model_has_tokens_but_no_cost(envoy, tag):
     assert entry["gen_ai.usage.output_tokens"] == "10"
     assert entry["llm.usage_source"] == "reported"
     assert entry["llm.cost_usd"] in (None, "")  # empty filter state renders as null
+    assert entry["llm.cost_source"] in (None, "")
     labels = dict(gen_ai_provider_name="openai", gen_ai_request_model="gpt-5.6",
                   feature="e2e", customer=tag)
     prom = envoy.prometheus()

@@ -199,7 +199,7 @@ def test_access_log_fragment_logs_every_filter_state_key():
     keys = ["gen_ai.provider.name", "gen_ai.operation.name", "gen_ai.request.model", "gen_ai.response.model",
             "gen_ai.response.id", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
             "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_creation.input_tokens",
-            "gen_ai.usage.reasoning.output_tokens", "llm.cost_usd", "llm.usage_source", "llm.feature",
+            "gen_ai.usage.reasoning.output_tokens", "llm.cost_usd", "llm.cost_source", "llm.usage_source", "llm.feature",
             "llm.customer", "llm.user"]
     for k in keys:
         assert fmt[k] == f"%FILTER_STATE(wasm.{k}:PLAIN)%"
