@@ -423,9 +423,11 @@ mod tests {
             choices(api, &[
                 r#"{"contents":[],"generationConfig":{"candidateCount":4,"maxOutputTokens":10}}"#,
                 r#"{"generation_config":{"candidate_count":2}}"#,
+                r#"{"generationConfig":{"candidate_count":5}}"#,
+                r#"{"generation_config":{"candidateCount":6}}"#,
                 r#"{"candidateCount":6,"n":6}"#,
             ]),
-            [Some(4), Some(2), None]
+            [Some(4), Some(2), Some(5), Some(6), None]
         );
     }
 
