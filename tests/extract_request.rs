@@ -190,11 +190,13 @@ fn assert_split_invariant(api: Api, body: &[u8], want: &RequestFacts) {
     }
 }
 
+/// API, body, then the expected model, max output tokens and choices.
+type CapCase = (Api, &'static [u8], Option<&'static str>, Option<u64>, Option<u64>);
+
 #[test]
 fn every_apis_output_cap_and_choices_survive_every_split() {
     use Api::*;
-    // API, body, model, max output tokens, choices.
-    let cases: &[(Api, &[u8], Option<&str>, Option<u64>, Option<u64>)] = &[
+    let cases: &[CapCase] = &[
         (OpenAiChatCompletions, br#"{"model":"gpt-4o","messages":[{"role":"user","content":"n max_tokens"}],"n":4,"max_completion_tokens":100}"#, Some("gpt-4o"), Some(100), Some(4)),
         (OpenAiCompletions, br#"{"model":"babbage-002","prompt":"best_of","max_tokens":25,"n":2,"best_of":3}"#, Some("babbage-002"), Some(25), Some(3)),
         (OpenAiResponses, br#"{"model":"gpt-5","input":[{"role":"user","content":"hi"}],"max_output_tokens":256,"n":3}"#, Some("gpt-5"), Some(256), None),
