@@ -28,7 +28,7 @@ use crate::host::SharedStore;
 use crate::telemetry::{self, MetricUpdate};
 use crate::meter::Record;
 use crate::pricing::PicoUsd;
-use crate::providers::{Api, Provider, RequestFacts, Route};
+use crate::providers::{Api, Operation, Provider, RequestFacts, Route};
 use crate::usage::UsageSource;
 
 impl Dimensions for Attribution {
@@ -203,8 +203,14 @@ pub fn decide<S: SharedStore + ?Sized>(store: &S, input: &Input<'_>, now_unix_mi
         .and_then(|f| f.model.as_deref())
         .or(input.deployment_model);
     let price = model.and_then(|m| input.config.price_table.resolve(m).map(|(_, p)| p));
-    let requested = facts.and_then(|f| f.max_output_tokens);
-    let choices = 1;
+    // Every request fact comes from the request scanner; an API without output (embeddings)
+    // reserves its prompt alone.
+    let requested = if input.route.operation == Operation::Embeddings {
+        Some(0)
+    } else {
+        facts.and_then(|f| f.max_output_tokens)
+    };
+    let choices = facts.and_then(|f| f.choices).unwrap_or(1);
     let current = body.as_deref().or(input.body);
     let (admission, cap_body) = match current {
         Some(b) => {
@@ -230,11 +236,7 @@ pub fn decide<S: SharedStore + ?Sized>(store: &S, input: &Input<'_>, now_unix_mi
             let est = estimate(
                 &EstimateInput {
                     body_bytes: input.body_bytes,
-                    requested_max_output: if cap_dialect(input.route).is_some() {
-                        requested
-                    } else {
-                        Some(0)
-                    },
+                    requested_max_output: requested,
                     choices,
                     output_cap: None,
                     price,

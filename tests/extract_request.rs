@@ -29,6 +29,7 @@ fn facts(
         model: Some(model.to_string()),
         stream,
         max_output_tokens: max,
+        choices: None,
         include_usage,
         body_bytes: body.len() as u64,
         unreadable: false,
@@ -176,6 +177,48 @@ fn anthropic_and_responses_request_shapes() {
         scan(Api::OpenAiResponses, &[responses]),
         facts("gpt-5", false, Some(256), None, responses)
     );
+}
+
+/// Whole and split at every byte into two and three pieces: the same facts.
+fn assert_split_invariant(api: Api, body: &[u8], want: &RequestFacts) {
+    assert_eq!(&scan(api, &[body]), want, "{api:?} whole");
+    for cut in 0..=body.len() {
+        let (a, b) = body.split_at(cut);
+        assert_eq!(&scan(api, &[a, b]), want, "{api:?} cut at {cut}");
+        let (b1, b2) = b.split_at(b.len() / 2);
+        assert_eq!(&scan(api, &[a, b1, b2]), want, "{api:?} cut at {cut} and mid-rest");
+    }
+}
+
+/// API, body, then the expected model, max output tokens and choices.
+type CapCase = (Api, &'static [u8], Option<&'static str>, Option<u64>, Option<u64>);
+
+#[test]
+fn every_apis_output_cap_and_choices_survive_every_split() {
+    use Api::*;
+    let cases: &[CapCase] = &[
+        (OpenAiChatCompletions, br#"{"model":"gpt-4o","messages":[{"role":"user","content":"n max_tokens"}],"n":4,"max_completion_tokens":100}"#, Some("gpt-4o"), Some(100), Some(4)),
+        (OpenAiCompletions, br#"{"model":"babbage-002","prompt":"best_of","max_tokens":25,"n":2,"best_of":3}"#, Some("babbage-002"), Some(25), Some(3)),
+        (OpenAiResponses, br#"{"model":"gpt-5","input":[{"role":"user","content":"hi"}],"max_output_tokens":256,"n":3}"#, Some("gpt-5"), Some(256), None),
+        (AnthropicMessages, br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"hi"}]}"#, Some("claude-sonnet-4-5"), Some(1024), None),
+        (GeminiGenerateContent, br#"{"contents":[{"role":"user","parts":[{"text":"maxOutputTokens"}]}],"generationConfig":{"temperature":0.1,"maxOutputTokens":64,"candidateCount":2}}"#, None, Some(64), Some(2)),
+        (GeminiGenerateContent, br#"{"contents":[],"generation_config":{"max_output_tokens":32,"candidate_count":3}}"#, None, Some(32), Some(3)),
+        (BedrockConverse, br#"{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{"maxTokens":512,"temperature":0.5}}"#, None, Some(512), None),
+        (BedrockInvoke, br#"{"anthropic_version":"bedrock-2023-05-31","max_tokens":300,"messages":[{"role":"user","content":"hi"}]}"#, None, Some(300), None),
+        (CohereChat, br#"{"model":"command-r","messages":[{"role":"user","content":"hi"}],"max_tokens":200}"#, Some("command-r"), Some(200), None),
+        (OllamaChat, br#"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}],"options":{"num_predict":128}}"#, Some("llama3.2"), Some(128), None),
+        (OllamaGenerate, br#"{"model":"llama3.2","prompt":"hi","options":{"temperature":0,"num_predict":16}}"#, Some("llama3.2"), Some(16), None),
+    ];
+    for &(api, body, model, max, choices) in cases {
+        let want = RequestFacts {
+            model: model.map(str::to_string),
+            max_output_tokens: max,
+            choices,
+            body_bytes: body.len() as u64,
+            ..RequestFacts::default()
+        };
+        assert_split_invariant(api, body, &want);
+    }
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Request extraction (`providers::RequestScanner`): model, stream flag, output cap.
+//! Request extraction (`providers::RequestScanner`): model, stream flag, output cap, choices,
+//! under every API's path table.
 //!
 //! Checks, for arbitrary bodies and chunk splits (the selector picks the API):
 //! - whole and split feeding give the same `RequestFacts`;
@@ -12,12 +13,18 @@ use tokenmeter::json::MAX_STRING_BYTES;
 use tokenmeter::providers::{Api, RequestFacts, RequestScanner};
 use tokenmeter_fuzz::SplitInput;
 
-const APIS: [Api; 5] = [
+const APIS: [Api; 11] = [
     Api::OpenAiChatCompletions,
     Api::OpenAiResponses,
     Api::OpenAiEmbeddings,
     Api::OpenAiCompletions,
     Api::AnthropicMessages,
+    Api::GeminiGenerateContent,
+    Api::BedrockConverse,
+    Api::BedrockInvoke,
+    Api::CohereChat,
+    Api::OllamaChat,
+    Api::OllamaGenerate,
 ];
 
 fn scan(api: Api, chunks: &[&[u8]]) -> RequestFacts {

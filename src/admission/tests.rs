@@ -404,3 +404,81 @@ fn one_worker_pulls_per_interval() {
     // A clock that went backwards does not lock pulls out.
     assert!(claim_pull(&store, NOW, 30_000));
 }
+
+/// Reserved tokens of budget `id` after deciding `body` on `route`, with the facts the
+/// route's own request scanner read; `held` says whether the budget code sees the body
+/// (a compressed body is metered decoded but never handed over).
+fn reserved_for(c: &Config, id: &str, route: Route, body: &[u8], held: bool) -> (u64, bool) {
+    let store = FakeStore::default();
+    let mut scanner = crate::providers::RequestScanner::new(route.api);
+    scanner.feed(body);
+    let f = scanner.finish();
+    let w = who("x");
+    let d = decide(
+        &store,
+        &Input {
+            config: c,
+            budgets: &c.budget.budgets,
+            route,
+            who: &w,
+            facts: Some(&f),
+            body: held.then_some(body),
+            body_bytes: body.len() as u64,
+            deployment_model: None,
+        },
+        NOW,
+    );
+    let rejected = matches!(d.verdict, Verdict::Reject { .. });
+    (counters(&store, c, id, "").reserved_tokens, rejected)
+}
+
+#[test]
+fn the_estimate_takes_choices_and_output_caps_from_the_request_facts() {
+    let prompt = |body: &[u8]| (body.len() as u64).div_ceil(4);
+    // n = 4 under a 100-token cap reserves 400 output tokens: over a 300-token budget.
+    let c = config(r#"{"budgets":[{"id":"t","limit_tokens":300,"window":"day","output_cap":100}]}"#);
+    let body = br#"{"model":"gpt-4o","n":4,"messages":[]}"#;
+    assert_eq!(reserved_for(&c, "t", CHAT, body, true), (0, true));
+    let body = br#"{"model":"gpt-4o","n":2,"messages":[]}"#;
+    // The cap was written (keys sorted), and the prompt is the rewritten body's.
+    let sent = br#"{"max_completion_tokens":100,"messages":[],"model":"gpt-4o","n":2}"#;
+    assert_eq!(reserved_for(&c, "t", CHAT, body, true), (prompt(sent) + 200, false));
+
+    let c = config(r#"{"budgets":[{"id":"t","limit_tokens":100000,"window":"day"}]}"#);
+    // A body the budget code never sees (compressed): its facts still count.
+    let body = br#"{"model":"gpt-4o","n":3,"max_completion_tokens":50,"messages":[]}"#;
+    assert_eq!(reserved_for(&c, "t", CHAT, body, false), (prompt(body) + 150, false));
+    // Gemini: its own `generationConfig` bounds the output, candidates multiply it, and
+    // without a bound the default is reserved (it used to reserve no output at all).
+    let gemini = Route {
+        provider: Provider::GcpGemini,
+        operation: Operation::Chat,
+        api: Api::GeminiGenerateContent,
+    };
+    let body = br#"{"contents":[],"generationConfig":{"maxOutputTokens":64,"candidateCount":2}}"#;
+    assert_eq!(reserved_for(&c, "t", gemini, body, true), (prompt(body) + 128, false));
+    let body = br#"{"contents":[]}"#;
+    assert_eq!(reserved_for(&c, "t", gemini, body, true), (prompt(body) + 4_096, false));
+    // Bedrock Converse and Ollama read theirs too; embeddings reserve the prompt alone.
+    let converse = Route {
+        provider: Provider::AwsBedrock,
+        operation: Operation::Chat,
+        api: Api::BedrockConverse,
+    };
+    let body = br#"{"messages":[],"inferenceConfig":{"maxTokens":512}}"#;
+    assert_eq!(reserved_for(&c, "t", converse, body, true), (prompt(body) + 512, false));
+    let ollama = Route {
+        provider: Provider::Ollama,
+        operation: Operation::Chat,
+        api: Api::OllamaChat,
+    };
+    let body = br#"{"model":"llama3.2","messages":[],"options":{"num_predict":128}}"#;
+    assert_eq!(reserved_for(&c, "t", ollama, body, true), (prompt(body) + 128, false));
+    let embeddings = Route {
+        provider: Provider::OpenAi,
+        operation: Operation::Embeddings,
+        api: Api::OpenAiEmbeddings,
+    };
+    let body = br#"{"model":"text-embedding-3-small","input":"hi","max_tokens":9}"#;
+    assert_eq!(reserved_for(&c, "t", embeddings, body, true), (prompt(body), false));
+}

@@ -8,7 +8,7 @@
 
 use super::caps::{apply_output_cap, CapDialect};
 use super::config::{BudgetConfig, BudgetDef};
-use super::estimate::{estimate, requested_choices, Estimate, EstimateInput};
+use super::estimate::{estimate, Estimate, EstimateInput};
 use super::ledger::{reserve, Admission, Dimensions, Plan};
 use super::BudgetError;
 use crate::host::SharedStore;
@@ -21,13 +21,16 @@ pub struct AdmitRequest<'a> {
     pub dims: &'a dyn Dimensions,
     /// The complete (decoded) request body.
     pub body: &'a [u8],
-    /// How to write an output cap into this API's body; `None` for APIs without one
-    /// (embeddings), which are then estimated from the prompt alone.
+    /// How to write an output cap into this API's body; `None` where the pipeline writes
+    /// none, and the cap then does not bound the estimate.
     pub cap_dialect: Option<CapDialect>,
-    /// The request's own max output tokens, as the request scanner read it.
+    /// The request's own max output tokens, as the request scanner read it
+    /// ([`RequestFacts::max_output_tokens`](crate::providers::RequestFacts)); `Some(0)` for
+    /// APIs without output (embeddings), which are then estimated from the prompt alone.
     pub requested_max_output: Option<u64>,
-    /// `n` / `candidateCount` as the caller read it; 1 when unknown. [`admit`] also reads the
-    /// body itself ([`requested_choices`]) and reserves for the larger.
+    /// The number of outputs, as the request scanner read it
+    /// ([`RequestFacts::choices`](crate::providers::RequestFacts)); 1 when absent. The
+    /// estimate bounds it to 1..=[`MAX_CHOICES`](super::estimate::MAX_CHOICES).
     pub choices: u64,
     /// The model's price; `None` when unpriced.
     pub price: Option<&'a ModelPrice>,
@@ -73,16 +76,8 @@ pub fn admit<S: SharedStore + ?Sized>(
     let est = estimate(
         &EstimateInput {
             body_bytes: u64::try_from(body_len).unwrap_or(u64::MAX),
-            requested_max_output: if req.cap_dialect.is_some() {
-                req.requested_max_output
-            } else {
-                // No output at all (embeddings): nothing but the prompt to reserve.
-                Some(0)
-            },
-            choices: req
-                .cap_dialect
-                .map_or(1, |d| requested_choices(req.body, d))
-                .max(req.choices),
+            requested_max_output: req.requested_max_output,
+            choices: req.choices,
             output_cap: effective_cap,
             price: req.price,
         },
@@ -105,6 +100,7 @@ mod tests {
     use crate::budget::{settle, Actual, ChatField, Outcome};
     use crate::host::fake::FakeStore;
     use crate::pricing::PicoUsd;
+    use crate::providers::{Api, RequestScanner};
 
     const NOW: u64 = 1_795_766_400_000;
 
@@ -162,10 +158,18 @@ mod tests {
         );
     }
 
+    /// What the pipeline passes for `body` on `api`: the request scanner's facts.
+    fn scanned(api: Api, body: &[u8]) -> (Option<u64>, u64) {
+        let mut s = RequestScanner::new(api);
+        s.feed(body);
+        let f = s.finish();
+        (f.max_output_tokens, f.choices.unwrap_or(1))
+    }
+
     #[test]
     fn every_requested_choice_is_reserved() {
-        // The caller passes 1 (it does not read `n`); admit reads the body, so a request for
-        // four completions of up to 100 tokens reserves 400 and a 300-token budget rejects it.
+        // Four completions of up to 100 tokens reserve 400, and a 300-token budget rejects
+        // them; the count comes from the request scanner's facts.
         let config = BudgetConfig::parse(
             br#"{"budgets":[{"id":"a","limit_tokens":300,"window":"day","output_cap":100}]}"#,
         )
@@ -173,25 +177,55 @@ mod tests {
         let store = FakeStore::default();
         let dims: [(&str, &str); 0] = [];
         let chat = Some(CapDialect::OpenAiChat(ChatField::MaxCompletionTokens));
-        let req = |body: &'static [u8], cap_dialect| AdmitRequest {
-            dims: &dims,
-            body,
-            cap_dialect,
-            requested_max_output: None,
-            choices: 1,
-            price: None,
+        let run = |api, body: &'static [u8], cap_dialect| {
+            let (requested_max_output, choices) = scanned(api, body);
+            let req = AdmitRequest {
+                dims: &dims,
+                body,
+                cap_dialect,
+                requested_max_output,
+                choices,
+                price: None,
+            };
+            admit(&store, &config, &config.budgets, &req, NOW)
         };
-        let out = admit(&store, &config, &config.budgets, &req(br#"{"n":4,"messages":[]}"#, chat), NOW);
+        let out = run(Api::OpenAiChatCompletions, br#"{"n":4,"messages":[]}"#, chat);
         assert_eq!(out.estimate.output_tokens, 400);
         assert_eq!(out.admission.decision.outcome, Outcome::Rejected);
-        let out = admit(&store, &config, &config.budgets, &req(br#"{"n":2,"messages":[]}"#, chat), NOW);
+        let out = run(Api::OpenAiChatCompletions, br#"{"n":2,"messages":[]}"#, chat);
         assert_eq!(out.estimate.output_tokens, 200);
         assert_eq!(out.admission.decision.outcome, Outcome::Allowed);
         let gemini = br#"{"contents":[],"generationConfig":{"candidateCount":3}}"#;
-        let out = admit(&store, &config, &config.budgets, &req(gemini, Some(CapDialect::Gemini)), NOW);
+        let out = run(Api::GeminiGenerateContent, gemini, Some(CapDialect::Gemini));
         assert_eq!(out.estimate.output_tokens, 300);
-        let out = admit(&store, &config, &config.budgets, &req(br#"{"n":4}"#, Some(CapDialect::AnthropicMessages)), NOW);
+        let out = run(Api::AnthropicMessages, br#"{"n":4}"#, Some(CapDialect::AnthropicMessages));
         assert_eq!(out.estimate.output_tokens, 100, "Anthropic has no `n`");
+    }
+
+    #[test]
+    fn a_route_without_a_written_cap_reserves_its_own_max_output() {
+        // Gemini without a cap dialect: its `maxOutputTokens` bounds the estimate, its
+        // candidates multiply it, and without the field the default is reserved.
+        let config =
+            BudgetConfig::parse(br#"{"budgets":[{"id":"a","limit_tokens":100000,"window":"day"}]}"#)
+                .unwrap();
+        let store = FakeStore::default();
+        let dims: [(&str, &str); 0] = [];
+        let run = |body: &'static [u8]| {
+            let (requested_max_output, choices) = scanned(Api::GeminiGenerateContent, body);
+            let req = AdmitRequest {
+                dims: &dims,
+                body,
+                cap_dialect: None,
+                requested_max_output,
+                choices,
+                price: None,
+            };
+            admit(&store, &config, &config.budgets, &req, NOW).estimate.output_tokens
+        };
+        assert_eq!(run(br#"{"contents":[],"generationConfig":{"maxOutputTokens":64}}"#), 64);
+        assert_eq!(run(br#"{"generationConfig":{"maxOutputTokens":64,"candidateCount":2}}"#), 128);
+        assert_eq!(run(br#"{"contents":[]}"#), 4096);
     }
 
     #[test]
@@ -240,7 +274,7 @@ mod tests {
             dims: &dims,
             body: &[b'x'; 400],
             cap_dialect: None,
-            requested_max_output: None,
+            requested_max_output: Some(0),
             choices: 1,
             price: None,
         };

@@ -9,14 +9,13 @@
 //! where a token is one or two 3-byte characters (up to ~2x low), and tool definitions some
 //! providers expand server-side. Output is bounded exactly by the max output tokens (the
 //! request's, clamped by an output cap, else the cap, else `default_max_output_tokens`), times
-//! the number of choices the request asks for ([`requested_choices`]: OpenAI `n` and
-//! `best_of`, Gemini `candidateCount`; each choice may use the whole max output), at most
-//! [`MAX_CHOICES`]. The USD estimate prices the prompt at the uncached input rate and the
+//! the number of choices the request asks for (OpenAI `n` and `best_of`, Gemini
+//! `candidateCount`, as the request scanner read them into
+//! [`RequestFacts::choices`](crate::providers::RequestFacts::choices); each choice may use the
+//! whole max output), at most [`MAX_CHOICES`]. The USD estimate prices the prompt at the uncached input rate and the
 //! output at the output rate; cache writes, billed above the input rate, are not in the
 //! estimate, so a prompt-caching request can exceed it.
 
-use super::caps::CapDialect;
-use crate::json::{Interest, Path, Scalar, Scanner, Visitor};
 use crate::pricing::{ModelPrice, PicoUsd};
 
 /// Most choices one request is reserved for: OpenAI's documented maximum of `n` (Gemini
@@ -94,74 +93,6 @@ pub fn estimate(
     }
 }
 
-/// How many outputs `body` asks for, each up to the max output tokens: OpenAI chat and
-/// completions `n`, completions `best_of` (every candidate is generated and billed), Gemini
-/// `generationConfig.candidateCount` (or `candidate_count`). Anthropic messages, the
-/// Responses API and Bedrock Converse have no such field. 1 when absent or not a positive
-/// integer; the largest when repeated; at most [`MAX_CHOICES`].
-///
-/// Only called with a body held for admission (bounded by `max_rewrite_bytes`); a substring
-/// check skips the scan for the requests that name no such field, which is nearly all.
-pub fn requested_choices(body: &[u8], dialect: CapDialect) -> u64 {
-    let needles: &[&[u8]] = match dialect {
-        CapDialect::OpenAiChat(_) => &[b"\"n\""],
-        CapDialect::OpenAiCompletions => &[b"\"n\"", b"\"best_of\""],
-        CapDialect::Gemini => &[b"andidate"],
-        CapDialect::OpenAiResponses | CapDialect::AnthropicMessages | CapDialect::BedrockConverse => {
-            return 1
-        }
-    };
-    if !needles.iter().any(|n| memchr::memmem::find(body, n).is_some()) {
-        return 1;
-    }
-    let mut visitor = ChoiceFields { dialect, most: 1 };
-    let mut scanner = Scanner::new();
-    // A body that is not JSON is refused upstream; a count read before the fault still
-    // bounds the reservation.
-    let _not_json = scanner.feed(body, &mut visitor).and_then(|()| scanner.finish(&mut visitor));
-    visitor.most.min(MAX_CHOICES)
-}
-
-/// Interest bits: the top-level object, a count field, Gemini's `generationConfig`.
-const TOP: Interest = 1;
-const COUNT: Interest = 2;
-const GENERATION_CONFIG: Interest = 4;
-
-/// Finds the dialect's choice-count fields and keeps the largest value.
-struct ChoiceFields {
-    dialect: CapDialect,
-    most: u64,
-}
-
-impl Visitor for ChoiceFields {
-    fn root(&mut self) -> Interest {
-        TOP
-    }
-
-    fn key(&mut self, parent: Interest, depth: usize, key: Option<&[u8]>) -> Interest {
-        use CapDialect::{Gemini, OpenAiChat, OpenAiCompletions};
-        match (self.dialect, depth, parent, key.unwrap_or_default()) {
-            (OpenAiChat(_) | OpenAiCompletions, 0, TOP, b"n") | (OpenAiCompletions, 0, TOP, b"best_of") => COUNT,
-            (Gemini, 0, TOP, b"generationConfig" | b"generation_config") => GENERATION_CONFIG,
-            (Gemini, 1, GENERATION_CONFIG, b"candidateCount" | b"candidate_count") => COUNT,
-            _ => 0,
-        }
-    }
-
-    /// Arrays hold no count (an `n` given as a list is not one).
-    fn index(&mut self, _: Interest, _: usize, _: u64) -> Interest {
-        0
-    }
-
-    fn scalar(&mut self, interest: Interest, _: &Path<'_>, value: Scalar<'_>) {
-        if interest == COUNT {
-            if let Some(n) = value.as_u64() {
-                self.most = self.most.max(n);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
@@ -234,30 +165,5 @@ mod tests {
         let p = price();
         let e = estimate(&EstimateInput { price: Some(&p), ..input(MAX_CHOICES, Some(u64::MAX / 2)) }, 4, 4096);
         assert_eq!(e.usd, Some(PicoUsd(u64::MAX)));
-    }
-
-    #[test]
-    fn choices_are_read_per_dialect() {
-        let chat = CapDialect::OpenAiChat(crate::budget::ChatField::MaxCompletionTokens);
-        let cases: &[(CapDialect, &str, u64)] = &[
-            (chat, r#"{"model":"gpt-4o","n":3,"messages":[{"role":"user","content":"n"}]}"#, 3),
-            (chat, r#"{"model":"gpt-4o","messages":[{"role":"user","content":"\"n\""}]}"#, 1),
-            (chat, r#"{"messages":[{"n":9}],"n":2}"#, 2),
-            (chat, r#"{"n":null,"metadata":{"n":"7"}}"#, 1),
-            (chat, r#"{"n":[4]}"#, 1),
-            (chat, r#"{"n":0}"#, 1),
-            (chat, r#"{"n":1000000}"#, MAX_CHOICES),
-            (chat, r#"{"n":5,"messages":[oops"#, 5),
-            (CapDialect::OpenAiCompletions, r#"{"prompt":"x","n":2,"best_of":5}"#, 5),
-            (CapDialect::Gemini, r#"{"contents":[],"generationConfig":{"candidateCount":4,"maxOutputTokens":10}}"#, 4),
-            (CapDialect::Gemini, r#"{"generation_config":{"candidate_count":2}}"#, 2),
-            (CapDialect::Gemini, r#"{"candidateCount":6}"#, 1),
-            (CapDialect::AnthropicMessages, r#"{"n":3,"max_tokens":10}"#, 1),
-            (CapDialect::OpenAiResponses, r#"{"n":3}"#, 1),
-            (CapDialect::BedrockConverse, r#"{"n":3}"#, 1),
-        ];
-        for (dialect, body, want) in cases {
-            assert_eq!(requested_choices(body.as_bytes(), *dialect), *want, "{dialect:?} {body}");
-        }
     }
 }

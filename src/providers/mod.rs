@@ -197,8 +197,14 @@ pub enum ExtractError {
 pub struct RequestFacts {
     pub model: Option<String>,
     pub stream: bool,
-    /// `max_tokens`, `max_completion_tokens` or `max_output_tokens`, whichever came last.
+    /// The API's max-output-tokens field (`max_tokens`, `max_completion_tokens`,
+    /// `max_output_tokens`, Gemini `generationConfig.maxOutputTokens`, Bedrock Converse
+    /// `inferenceConfig.maxTokens`, Ollama `options.num_predict`), the last one when repeated.
     pub max_output_tokens: Option<u64>,
+    /// How many outputs the request asks for, each up to the max output: OpenAI `n`
+    /// (completions: the larger of `n` and `best_of`), Gemini
+    /// `generationConfig.candidateCount`. As sent (the estimate bounds it); `None` when absent.
+    pub choices: Option<u64>,
     /// `stream_options.include_usage` as the client sent it.
     pub include_usage: Option<bool>,
     /// Bytes of request body seen, for prompt-size estimates.

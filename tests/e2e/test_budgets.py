@@ -82,6 +82,8 @@ PLUGIN_CONFIG = {
             {"id": "capped", "match": {"feature": "capped"}, "output_cap": 16},
             {"id": "under-hard", "match": {"customer": "under-cust"}, "limit_usd": "0.002",
              "window": "month", "output_cap": 100},
+            {"id": "choices", "match": {"feature": "choices", "customer": "*"}, "limit_tokens": 1000,
+             "window": "day", "output_cap": 100},
             {"id": "per-customer", "match": {"customer": "*"}, "limit_tokens": 10_000_000,
              "window": "day", "mode": "soft"},
         ],
@@ -301,6 +303,33 @@ def test_output_cap_clamps_and_adds_max_tokens(benv, mock, tag):
                         ).messages.create(model="claude-haiku-4-5", max_tokens=1024,
                                           messages=[{"role": "user", "content": "Hi"}])
     assert mock.last_request()["body"]["max_tokens"] == 16
+
+
+def test_every_choice_and_the_gemini_output_field_are_reserved(benv, mock, tag):
+    # 1000 tokens a day, output capped at 100 per choice (written on OpenAI routes).
+    headers = {"x-llm-customer": tag, "x-llm-feature": "choices"}
+    chat = {"model": "gpt-5-nano", "messages": [{"role": "user", "content": "Hi"}]}
+    status, _, _ = post(benv, "/v1/chat/completions", {**chat, "n": 16}, headers)
+    assert status == 429, "16 choices x 100 tokens cannot fit 1000"
+    status, _, _ = post(benv, "/v1/chat/completions", {**chat, "n": 2}, headers)
+    assert status == 200
+    seen = mock.last_request()["body"]
+    assert (seen["n"], seen["max_completion_tokens"]) == (2, 100)
+    # Gemini carries no written cap: its own generationConfig bounds the reservation (the
+    # route used to reserve no output at all). 615 tokens are left after the chat settled
+    # (8 + 377 reported).
+    gemini = "/v1beta/models/gemini-2.5-pro:generateContent"
+    contents = [{"role": "user", "parts": [{"text": "Hello"}]}]
+    status, _, _ = post(benv, gemini, {"contents": contents,
+                                       "generationConfig": {"maxOutputTokens": 700}}, headers)
+    assert status == 429
+    status, _, _ = post(benv, gemini, {"contents": contents,
+                                       "generationConfig": {"maxOutputTokens": 200,
+                                                            "candidateCount": 4}}, headers)
+    assert status == 429, "4 candidates x 200 tokens cannot fit 615"
+    status, _, _ = post(benv, gemini, {"contents": contents,
+                                       "generationConfig": {"maxOutputTokens": 64}}, headers)
+    assert status == 200
 
 
 def test_stream_usage_is_requested_on_the_way_up(benv, mock, tag):
