@@ -457,8 +457,9 @@ impl Config {
         let mut prices_raw = None;
         let mut rest = Map::new();
         for (key, member) in raw_members(whole, "")? {
+            // `null` is absent, as for every other field.
             if key == "prices" {
-                prices_raw = Some(member);
+                prices_raw = (member.get() != "null").then_some(member);
             } else {
                 rest.insert(key, raw_to_value(member)?);
             }
@@ -547,7 +548,7 @@ fn prices(member: &RawValue) -> Result<(PricesConfig, PriceTable), ConfigError> 
     let mut rest = Map::new();
     for (key, value) in raw_members(member, "prices")? {
         if key == "litellm" {
-            litellm = Some(value);
+            litellm = (value.get() != "null").then_some(value);
         } else {
             rest.insert(key, raw_to_value(value)?);
         }
@@ -1140,6 +1141,10 @@ mod tests {
     #[test]
     fn litellm_errors_name_the_field() {
         assert_eq!(err(r#"{"prices": {"litellm": []}}"#).path(), Some("prices.litellm"));
+        // `null` is absent, as everywhere else.
+        for json in [r#"{"prices": null}"#, r#"{"prices": {"litellm": null, "litellm_source": null}}"#] {
+            assert_eq!(Config::from_json(json.as_bytes()).unwrap().prices, PricesConfig::default(), "{json}");
+        }
         assert_eq!(err(r#"{"prices": {"litellm": "x"}}"#).path(), Some("prices.litellm"));
         assert_eq!(err(r#"{"prices": {"litelm": {}}}"#).path(), Some("prices.litelm"));
         assert!(matches!(Config::from_json(br#"{"prices": {"litellm": {"m": }}}"#), Err(ConfigError::Syntax(_))));
