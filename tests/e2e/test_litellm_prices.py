@@ -37,8 +37,12 @@ OVERRIDES = {"models": {OVERRIDDEN: {"input": "0.50", "output": "1"}}}
 PRICES_PATH = "/litellm/model_prices_and_context_window.json"
 # Seconds between fetches in the fetch test (a failed fetch retries after the same delay).
 FETCH_INTERVAL = 2
-# Envoy must be ready (every VM configured) within this many seconds with the full file inline.
-STARTUP_BOUND_S = 20.0
+# Envoy must be ready (every VM configured) within this many seconds with the full file inline
+# (measured 5-11 s on the shared 2-core test machine, 2-4 s with `{}`; most of the difference is
+# Envoy reading a 3.4 MB configuration, not the import), and each VM's import within this many
+# milliseconds (measured 35-240 ms).
+STARTUP_BOUND_S = 25.0
+IMPORT_BOUND_MS = 2_000.0
 
 CONFIGURE_LINE = re.compile(
     r"prices: (\d+) models imported from prices\.litellm; configuration \((\d+) bytes\) parsed in "
@@ -156,7 +160,7 @@ def test_inline_list_import_is_measured_and_startup_is_bounded(inline_envoy):
         # The list is imported without a `Value` tree of the configuration: the VM's memory
         # grows by a few times the input, not tens of MiB.
         assert int(after_kib) - int(before_kib) < 32 * 1024, (before_kib, after_kib)
-        assert float(ms) < STARTUP_BOUND_S * 1000
+        assert float(ms) < IMPORT_BOUND_MS
     print(f"\ninline LiteLLM list: Envoy ready in {inline_envoy.startup_s:.2f} s; per VM "
           + "; ".join(f"{m} models in {ms} ms, memory {b} -> {a} KiB" for m, _, ms, _, _, b, a in figures))
     assert inline_envoy.startup_s < STARTUP_BOUND_S
@@ -226,7 +230,7 @@ def test_fetched_list_replaces_the_builtin_table_and_a_bad_fetch_keeps_it(fetch_
     assert figures, fetch_envoy.envoy_log()[-3000:]
     for body_bytes, models, ms, version, _, before_kib, after_kib in figures:
         assert int(body_bytes) == len(litellm_bytes()) and int(models) > 3_500
-        assert version.endswith("+litellm+config")
+        assert version.endswith("+litellm+config") and float(ms) < IMPORT_BOUND_MS
         assert int(after_kib) - int(before_kib) < 32 * 1024, (before_kib, after_kib)
     print("\nfetched LiteLLM list: "
           + "; ".join(f"{m} models in {ms} ms, memory {b} -> {a} KiB" for _, m, ms, _, _, b, a in figures))
