@@ -16,19 +16,20 @@
 //!
 //! One field is never turned into a `Value`: `prices.litellm`, a LiteLLM price list that can be
 //! the whole 3.4 MB community file. As a `Value` tree it would cost several times its size in
-//! the VM's linear memory (which never shrinks), so the top level and the `prices` object are
-//! split into members kept as raw JSON text borrowed from the input (`serde_json::RawValue`),
-//! and the list is streamed straight into price entries by `PriceTable::import_litellm`.
+//! the VM's linear memory (which never shrinks; natively the tree is 10 MiB), so the top level
+//! and the `prices` object are read by small visitors that hand that one member to
+//! [`LiteLlmSeed`], which imports it in the same pass, and every other member to `Value`.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::pricing::{PriceOverrides, PriceTable, PricingError};
+use crate::pricing::{LiteLlmSeed, PriceOverrides, PriceTable, PricingError};
 use crate::providers::{Api, Operation, Provider, Route};
 use crate::retry::{RetryRule, RetrySource};
 
@@ -451,26 +452,30 @@ impl Config {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Config::default());
         }
-        // Split into raw members first (see the module docs): only `prices` may be large.
-        let whole: &RawValue =
-            serde_json::from_slice(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        let mut prices_raw = None;
-        let mut rest = Map::new();
-        for (key, member) in raw_members(whole, "")? {
-            // `null` is absent, as for every other field.
-            if key == "prices" {
-                prices_raw = (member.get() != "null").then_some(member);
-            } else {
-                rest.insert(key, raw_to_value(member)?);
-            }
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            let value: Value =
+                serde_json::from_slice(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+            return Err(type_error("configuration", "an object", &value));
         }
-        let raw: RawConfig = object(Value::Object(rest), "")?;
+        // One pass over the bytes (see the module docs); `inside` names the member being read,
+        // so that an error from the LiteLLM import or a non-object `prices` names its field.
+        let inside = Cell::new(None);
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let top = TopSeed { inside: &inside }
+            .deserialize(&mut deserializer)
+            .and_then(|top| deserializer.end().map(|()| top))
+            .map_err(|e| match inside.get() {
+                Some(field) => ConfigError::field(field, e.to_string()),
+                None => ConfigError::Syntax(e.to_string()),
+            })?;
+        let raw: RawConfig = object(Value::Object(top.rest), "")?;
         let mut config = Config::default();
         if let Some(v) = raw.attribution {
             config.attribution = attribution(v)?;
         }
-        if let Some(member) = prices_raw {
-            let (prices, table) = prices(member)?;
+        if let Some(members) = top.prices {
+            let (prices, table) = prices(members)?;
             config.prices = prices;
             config.price_table = Arc::new(table);
         }
@@ -541,18 +546,96 @@ impl Config {
     }
 }
 
+/// The top level as read in one pass: `prices` apart (it may hold a large LiteLLM list), every
+/// other member as a `Value` for the typed readers.
+#[derive(Default)]
+struct TopLevel {
+    rest: Map<String, Value>,
+    /// `None` when absent or `null`.
+    prices: Option<PricesMembers>,
+}
+
+/// The `prices` object with `litellm` already imported.
+#[derive(Default)]
+struct PricesMembers {
+    rest: Map<String, Value>,
+    litellm: Option<PriceTable>,
+}
+
+/// Reads the top-level object (the caller has checked that it is one).
+struct TopSeed<'a> {
+    inside: &'a Cell<Option<&'static str>>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = TopLevel;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<TopLevel, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_> {
+    type Value = TopLevel;
+    fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
+        let mut top = TopLevel::default();
+        // A repeated key keeps its last value, as a `Value` map would.
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "prices" {
+                self.inside.set(Some("prices"));
+                top.prices = map.next_value_seed(PricesSeed { inside: self.inside })?;
+                self.inside.set(None);
+            } else {
+                let value = map.next_value::<Value>()?;
+                top.rest.insert(key, value);
+            }
+        }
+        Ok(top)
+    }
+}
+
+/// Reads `prices`: `null` is absent, an object is split, anything else is a type error.
+struct PricesSeed<'a> {
+    inside: &'a Cell<Option<&'static str>>,
+}
+
+impl<'de> DeserializeSeed<'de> for PricesSeed<'_> {
+    type Value = Option<PricesMembers>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<PricesMembers>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PricesSeed<'_> {
+    type Value = Option<PricesMembers>;
+    fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<PricesMembers>, E> {
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<PricesMembers>, A::Error> {
+        let mut members = PricesMembers::default();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "litellm" {
+                self.inside.set(Some("prices.litellm"));
+                members.litellm = map.next_value_seed(LiteLlmSeed)?;
+                self.inside.set(Some("prices"));
+            } else {
+                let value = map.next_value::<Value>()?;
+                members.rest.insert(key, value);
+            }
+        }
+        Ok(Some(members))
+    }
+}
+
 /// The `prices` section: overrides, an inline LiteLLM list, a fetched one; and the table they
 /// build (built-in < LiteLLM < overrides).
-fn prices(member: &RawValue) -> Result<(PricesConfig, PriceTable), ConfigError> {
-    let mut litellm = None;
-    let mut rest = Map::new();
-    for (key, value) in raw_members(member, "prices")? {
-        if key == "litellm" {
-            litellm = (value.get() != "null").then_some(value);
-        } else {
-            rest.insert(key, raw_to_value(value)?);
-        }
-    }
+fn prices(members: PricesMembers) -> Result<(PricesConfig, PriceTable), ConfigError> {
+    let PricesMembers { rest, litellm: import } = members;
     let raw: RawPrices = object(Value::Object(rest), "prices")?;
     let mut overrides = Map::new();
     if let Some(v) = raw.models {
@@ -562,16 +645,6 @@ fn prices(member: &RawValue) -> Result<(PricesConfig, PriceTable), ConfigError> 
         overrides.insert("aliases".to_string(), v);
     }
     let overrides: PriceOverrides = object(Value::Object(overrides), "prices")?;
-    let import = match litellm {
-        Some(list) => {
-            let field = "prices.litellm";
-            if !list.get().trim_start().starts_with('{') {
-                return Err(type_error(field, "an object", &raw_to_value(list)?));
-            }
-            Some(PriceTable::import_litellm(list.get().as_bytes()).map_err(|e| pricing_error(e, field))?)
-        }
-        None => None,
-    };
     let litellm_models = import.as_ref().map_or(0, |t| u64::try_from(t.len()).unwrap_or(u64::MAX));
     let table = PriceTable::layered(import, &overrides).map_err(|e| pricing_error(e, "prices"))?;
     let litellm_source = match raw.litellm_source {
@@ -633,25 +706,6 @@ fn price_list_source(v: Value, path: &str) -> Result<PriceListSource, ConfigErro
     })
 }
 
-/// The members of a JSON object, each left as raw text borrowed from the input, so that a large
-/// member costs nothing until it is read. `path` names the object in the error for a
-/// non-object (empty for the top level).
-fn raw_members<'a>(raw: &'a RawValue, path: &str) -> Result<Vec<(String, &'a RawValue)>, ConfigError> {
-    if !raw.get().trim_start().starts_with('{') {
-        let shown = if path.is_empty() { "configuration" } else { path };
-        return Err(type_error(shown, "an object", &raw_to_value(raw)?));
-    }
-    // A repeated key keeps its last value, as a `Value` map would.
-    let members: BTreeMap<String, &'a RawValue> =
-        serde_json::from_slice(raw.get().as_bytes()).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-    Ok(members.into_iter().collect())
-}
-
-/// A small raw member as a `Value` for the typed readers. The text was already checked to be
-/// JSON, so the error is not expected.
-fn raw_to_value(raw: &RawValue) -> Result<Value, ConfigError> {
-    serde_json::from_slice(raw.get().as_bytes()).map_err(|e| ConfigError::Syntax(e.to_string()))
-}
 
 /// The `budget` section, with the budget layer's error turned into a field error (its message
 /// already starts with the field path, e.g. `budget.budgets[0].limit_usd: ...`).
@@ -1147,7 +1201,11 @@ mod tests {
         }
         assert_eq!(err(r#"{"prices": {"litellm": "x"}}"#).path(), Some("prices.litellm"));
         assert_eq!(err(r#"{"prices": {"litelm": {}}}"#).path(), Some("prices.litelm"));
-        assert!(matches!(Config::from_json(br#"{"prices": {"litellm": {"m": }}}"#), Err(ConfigError::Syntax(_))));
+        // The list is read in the same pass as the configuration: even its syntax errors name it.
+        assert_eq!(err(r#"{"prices": {"litellm": {"m": }}}"#).path(), Some("prices.litellm"));
+        assert_eq!(err(r#"{"prices": {"litellm": {"m": {"input_cost_per_token": [}}}}"#).path(), Some("prices.litellm"));
+        assert!(matches!(Config::from_json(br#"{"prices": {"litellm": {}}, "metrics": {"#), Err(ConfigError::Syntax(_))));
+        assert!(matches!(Config::from_json(br#"{"prices": {}} x"#), Err(ConfigError::Syntax(_))));
         let cases = [
             (r#"{"prices": {"litellm_source": "http://x"}}"#, "prices.litellm_source"),
             (r#"{"prices": {"litellm_source": {"path": "/p"}}}"#, "prices.litellm_source.cluster"),

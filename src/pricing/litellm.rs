@@ -53,9 +53,13 @@ impl PriceTable {
             .deserialize_map(FileVisitor { entries: &mut entries })
             .map_err(PricingError::LiteLlm)?;
         deserializer.end().map_err(PricingError::LiteLlm)?;
+        Ok(PriceTable::from_litellm_entries(entries))
+    }
+
+    fn from_litellm_entries(entries: Vec<Entry>) -> PriceTable {
         let mut table = PriceTable { version: Cow::Borrowed("litellm"), entries, ..PriceTable::default() };
         table.sort();
-        Ok(table)
+        table
     }
 
     /// Built-in prices, then `litellm` (if any) merged over them, then `overrides` applied on
@@ -68,6 +72,36 @@ impl PriceTable {
             table.merge(import);
         }
         table.with_overrides(overrides)
+    }
+}
+
+/// Imports a LiteLLM list embedded in a larger JSON document, in the same pass that reads the
+/// document (`next_value_seed(LiteLlmSeed)`), so that the list is never held as a
+/// `serde_json::Value` or as a second copy of its text. `null` is no list (`None`); any other
+/// non-object is an invalid-type error.
+pub struct LiteLlmSeed;
+
+impl<'de> DeserializeSeed<'de> for LiteLlmSeed {
+    type Value = Option<PriceTable>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<PriceTable>, D::Error> {
+        deserializer.deserialize_any(ListVisitor)
+    }
+}
+
+struct ListVisitor;
+
+impl<'de> Visitor<'de> for ListVisitor {
+    type Value = Option<PriceTable>;
+    fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        f.write_str("a LiteLLM price list (an object of model name -> price entry)")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Option<PriceTable>, E> {
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<PriceTable>, A::Error> {
+        let mut entries = Vec::new();
+        FileVisitor { entries: &mut entries }.visit_map(map)?;
+        Ok(Some(PriceTable::from_litellm_entries(entries)))
     }
 }
 

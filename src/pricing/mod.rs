@@ -32,6 +32,7 @@ use std::borrow::Cow;
 use crate::usage::NormalizedUsage;
 
 pub use decimal::DecimalError;
+pub use litellm::LiteLlmSeed;
 pub use overrides::{ModelOverride, PriceOverrides, RateOverride, DecimalPrice};
 
 /// Errors of the pricing layer: a configured or imported price that cannot be used.
