@@ -320,8 +320,8 @@ impl Default for Config {
 struct RawConfig {
     #[serde(default)]
     attribution: Option<Value>,
-    // Taken out as raw text before this shape is read (see `from_json`); kept as a field so that
-    // `deny_unknown_fields` accepts it and the unknown-field message lists it.
+    // Read apart while the configuration is parsed (see `TopSeed`); kept as a field so that the
+    // unknown-field message lists it.
     #[allow(dead_code)]
     #[serde(default)]
     prices: Option<Value>,
@@ -351,8 +351,8 @@ struct RawPrices {
     models: Option<Value>,
     #[serde(default)]
     aliases: Option<Value>,
-    // Taken out as raw text before this shape is read; listed so that the unknown-field
-    // message names it among the valid keys.
+    // Imported while the configuration is parsed (see `PricesSeed`); listed so that the
+    // unknown-field message names it among the valid keys.
     #[allow(dead_code)]
     #[serde(default)]
     litellm: Option<Value>,
