@@ -119,10 +119,10 @@ impl Root {
             Ok(mut metrics) => {
                 let failed = adapter::apply(&mut *metrics, updates);
                 if failed > 0 {
-                    self.log(LogLevel::Warn, &format!("{failed} budget metric updates failed"));
+                    self.log(LogLevel::Warn, &format!("{failed} budget or price-list metric updates failed"));
                 }
             }
-            Err(_) => self.log(LogLevel::Warn, "metrics state busy; budget stats dropped"),
+            Err(_) => self.log(LogLevel::Warn, "metrics state busy; budget or price-list stats dropped"),
         }
     }
 
@@ -233,6 +233,10 @@ impl Root {
     /// A fetched price list: imported and swapped in, or refused with the last good table kept.
     fn on_price_list(&mut self, status: Option<u16>, body: &[u8]) {
         let Some(shared) = self.shared.clone() else { return };
+        // A fetch started under a configuration that has since dropped the source.
+        if shared.config.prices.litellm_source.is_none() {
+            return;
+        }
         let memory_before = memory_kib();
         let start = hostcalls::get_current_time().ok();
         let outcome = match status {
