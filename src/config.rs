@@ -13,15 +13,23 @@
 //! *where*, and the field path is what an operator needs.
 //!
 //! The [`Config`] also owns the [`PriceTable`], built once here so that no request pays for it.
+//!
+//! One field is never turned into a `Value`: `prices.litellm`, a LiteLLM price list that can be
+//! the whole 3.4 MB community file. As a `Value` tree it would cost several times its size in
+//! the VM's linear memory (which never shrinks; natively the tree is 10 MiB), so the top level
+//! and the `prices` object are read by small visitors that hand that one member to
+//! [`LiteLlmSeed`], which imports it in the same pass, and every other member to `Value`.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::pricing::PriceTable;
+use crate::pricing::{LiteLlmSeed, PriceOverrides, PriceTable, PricingError};
 use crate::providers::{Api, Operation, Provider, Route};
 use crate::retry::{RetryRule, RetrySource};
 
@@ -223,14 +231,43 @@ fn host_of(authority: &str) -> &str {
     authority.split(':').next().unwrap_or(authority)
 }
 
+/// Default `prices.litellm_source.interval_seconds`: the community list changes a few times a
+/// day at most, and each refresh re-imports the whole file in every worker.
+pub const DEFAULT_PRICE_LIST_INTERVAL_SECONDS: u64 = 3600;
+/// Default `prices.litellm_source.timeout_ms`: a 3.4 MB body from inside the cluster.
+pub const DEFAULT_PRICE_LIST_TIMEOUT_MS: u64 = 10_000;
+
+/// An HTTP endpoint serving a LiteLLM price list, fetched through an Envoy cluster. The field
+/// names are those of `budget.limits_source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceListSource {
+    pub cluster: String,
+    pub path: String,
+    /// `:authority` of the fetch; defaults to the cluster name.
+    pub authority: String,
+    /// Seconds between successful fetches.
+    pub interval_seconds: u64,
+    pub timeout_ms: u64,
+}
+
+/// The `prices` section, as far as it is kept after the table is built.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PricesConfig {
+    /// `prices.models` and `prices.aliases`, applied over built-in and imported prices (and
+    /// re-applied over every fetched list).
+    pub overrides: PriceOverrides,
+    /// Priced models imported from an inline `prices.litellm` (0 without one).
+    pub litellm_models: u64,
+    /// `prices.litellm_source`: a LiteLLM list fetched at start and on a timer.
+    pub litellm_source: Option<PriceListSource>,
+}
+
 /// The loaded plugin configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub attribution: AttributionConfig,
-    /// Price overrides as given. PLACEHOLDER: the pricing work replaces this raw map with
-    /// `pricing::PriceOverrides`; until then it is only checked to be an object and is not
-    /// applied to [`Config::price_table`].
-    pub prices: Map<String, Value>,
+    /// What the `prices` section says beyond the table built from it.
+    pub prices: PricesConfig,
     /// Azure OpenAI deployment name -> model, for pricing when neither body names a model.
     pub azure_deployments: BTreeMap<String, String>,
     /// Per-route overrides; the longest matching `path_prefix` wins.
@@ -250,8 +287,9 @@ pub struct Config {
     /// Add `stream_options.include_usage` to OpenAI chat-completion streams that do not ask for
     /// it, so that every stream reports usage (the client's stream is restored on the way back).
     pub inject_stream_usage: bool,
-    /// Built-in prices plus overrides, built once at load and shared (not copied) with every
-    /// exchange, which needs it only when the request ends.
+    /// Built-in prices, then an inline LiteLLM import, then overrides, built once at load and
+    /// shared (not copied) with every exchange, which needs it only when the request ends. The
+    /// shell swaps in a new table when it fetches `prices.litellm_source`.
     pub price_table: Arc<PriceTable>,
 }
 
@@ -259,7 +297,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             attribution: AttributionConfig::default(),
-            prices: Map::new(),
+            prices: PricesConfig::default(),
             azure_deployments: BTreeMap::new(),
             routes: Vec::new(),
             max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
@@ -282,6 +320,9 @@ impl Default for Config {
 struct RawConfig {
     #[serde(default)]
     attribution: Option<Value>,
+    // Read apart while the configuration is parsed (see `TopSeed`); kept as a field so that the
+    // unknown-field message lists it.
+    #[allow(dead_code)]
     #[serde(default)]
     prices: Option<Value>,
     #[serde(default)]
@@ -301,6 +342,37 @@ struct RawConfig {
     max_request_body_bytes: Option<Value>,
     #[serde(default)]
     inject_stream_usage: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPrices {
+    #[serde(default)]
+    models: Option<Value>,
+    #[serde(default)]
+    aliases: Option<Value>,
+    // Imported while the configuration is parsed (see `PricesSeed`); listed so that the
+    // unknown-field message names it among the valid keys.
+    #[allow(dead_code)]
+    #[serde(default)]
+    litellm: Option<Value>,
+    #[serde(default)]
+    litellm_source: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPriceListSource {
+    #[serde(default)]
+    cluster: Option<Value>,
+    #[serde(default)]
+    path: Option<Value>,
+    #[serde(default)]
+    authority: Option<Value>,
+    #[serde(default)]
+    interval_seconds: Option<Value>,
+    #[serde(default)]
+    timeout_ms: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -380,19 +452,32 @@ impl Config {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Config::default());
         }
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        let raw: RawConfig = object(value, "")?;
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            let value: Value =
+                serde_json::from_slice(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+            return Err(type_error("configuration", "an object", &value));
+        }
+        // One pass over the bytes (see the module docs); `inside` names the member being read,
+        // so that an error from the LiteLLM import or a non-object `prices` names its field.
+        let inside = Cell::new(None);
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let top = TopSeed { inside: &inside }
+            .deserialize(&mut deserializer)
+            .and_then(|top| deserializer.end().map(|()| top))
+            .map_err(|e| match inside.get() {
+                Some(field) => ConfigError::field(field, e.to_string()),
+                None => ConfigError::Syntax(e.to_string()),
+            })?;
+        let raw: RawConfig = object(Value::Object(top.rest), "")?;
         let mut config = Config::default();
         if let Some(v) = raw.attribution {
             config.attribution = attribution(v)?;
         }
-        if let Some(v) = raw.prices {
-            config.prices = match v {
-                Value::Object(map) => map,
-                other => return Err(type_error("prices", "an object", &other)),
-            };
-            config.price_table = Arc::new(price_table(&config.prices)?);
+        if let Some(members) = top.prices {
+            let (prices, table) = prices(members)?;
+            config.prices = prices;
+            config.price_table = Arc::new(table);
         }
         if let Some(v) = raw.azure_deployments {
             config.azure_deployments = deployments(v)?;
@@ -447,12 +532,132 @@ impl Config {
     }
 }
 
-/// Builds the price table from the `prices` section: built-in prices plus the overrides.
-fn price_table(prices: &Map<String, Value>) -> Result<PriceTable, ConfigError> {
-    use crate::pricing::{PriceOverrides, PricingError};
-    let overrides: PriceOverrides = object(Value::Object(prices.clone()), "prices")?;
-    PriceTable::builtin().with_overrides(&overrides).map_err(|e| match &e {
-        // The pricing error already starts with the field path.
+impl Config {
+    /// The price table for a fetched LiteLLM list (`prices.litellm_source`): built-in prices,
+    /// then `body`, then this configuration's overrides -- the precedence of an inline
+    /// `prices.litellm`. Also returns how many models the list priced. On error the caller
+    /// keeps its current table.
+    pub fn price_table_with_litellm(&self, body: &[u8]) -> Result<(PriceTable, u64), ConfigError> {
+        let field = "prices.litellm_source";
+        let import = PriceTable::import_litellm(body).map_err(|e| pricing_error(e, field))?;
+        let imported = u64::try_from(import.len()).unwrap_or(u64::MAX);
+        let table = PriceTable::layered(Some(import), &self.prices.overrides).map_err(|e| pricing_error(e, field))?;
+        Ok((table, imported))
+    }
+}
+
+/// The top level as read in one pass: `prices` apart (it may hold a large LiteLLM list), every
+/// other member as a `Value` for the typed readers.
+#[derive(Default)]
+struct TopLevel {
+    rest: Map<String, Value>,
+    /// `None` when absent or `null`.
+    prices: Option<PricesMembers>,
+}
+
+/// The `prices` object with `litellm` already imported.
+#[derive(Default)]
+struct PricesMembers {
+    rest: Map<String, Value>,
+    litellm: Option<PriceTable>,
+}
+
+/// Reads the top-level object (the caller has checked that it is one).
+struct TopSeed<'a> {
+    inside: &'a Cell<Option<&'static str>>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = TopLevel;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<TopLevel, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_> {
+    type Value = TopLevel;
+    fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
+        let mut top = TopLevel::default();
+        // A repeated key keeps its last value, as a `Value` map would.
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "prices" {
+                self.inside.set(Some("prices"));
+                top.prices = map.next_value_seed(PricesSeed { inside: self.inside })?;
+                self.inside.set(None);
+            } else {
+                let value = map.next_value::<Value>()?;
+                top.rest.insert(key, value);
+            }
+        }
+        Ok(top)
+    }
+}
+
+/// Reads `prices`: `null` is absent, an object is split, anything else is a type error.
+struct PricesSeed<'a> {
+    inside: &'a Cell<Option<&'static str>>,
+}
+
+impl<'de> DeserializeSeed<'de> for PricesSeed<'_> {
+    type Value = Option<PricesMembers>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<PricesMembers>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PricesSeed<'_> {
+    type Value = Option<PricesMembers>;
+    fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<PricesMembers>, E> {
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<PricesMembers>, A::Error> {
+        let mut members = PricesMembers::default();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "litellm" {
+                self.inside.set(Some("prices.litellm"));
+                members.litellm = map.next_value_seed(LiteLlmSeed)?;
+                self.inside.set(Some("prices"));
+            } else {
+                let value = map.next_value::<Value>()?;
+                members.rest.insert(key, value);
+            }
+        }
+        Ok(Some(members))
+    }
+}
+
+/// The `prices` section: overrides, an inline LiteLLM list, a fetched one; and the table they
+/// build (built-in < LiteLLM < overrides).
+fn prices(members: PricesMembers) -> Result<(PricesConfig, PriceTable), ConfigError> {
+    let PricesMembers { rest, litellm: import } = members;
+    let raw: RawPrices = object(Value::Object(rest), "prices")?;
+    let mut overrides = Map::new();
+    if let Some(v) = raw.models {
+        overrides.insert("models".to_string(), v);
+    }
+    if let Some(v) = raw.aliases {
+        overrides.insert("aliases".to_string(), v);
+    }
+    let overrides: PriceOverrides = object(Value::Object(overrides), "prices")?;
+    let litellm_models = import.as_ref().map_or(0, |t| u64::try_from(t.len()).unwrap_or(u64::MAX));
+    let table = PriceTable::layered(import, &overrides).map_err(|e| pricing_error(e, "prices"))?;
+    let litellm_source = match raw.litellm_source {
+        Some(v) => Some(price_list_source(v, "prices.litellm_source")?),
+        None => None,
+    };
+    Ok((PricesConfig { overrides, litellm_models, litellm_source }, table))
+}
+
+/// A pricing error as a field error. Override errors carry their own path
+/// (`prices.models.x.input`); an import error is about the list, named by `list_field`.
+fn pricing_error(e: PricingError, list_field: &str) -> ConfigError {
+    match &e {
         PricingError::InvalidPrice { field, .. }
         | PricingError::MissingField { field }
         | PricingError::UnknownAliasTarget { field, .. } => {
@@ -460,9 +665,47 @@ fn price_table(prices: &Map<String, Value>) -> Result<PriceTable, ConfigError> {
             let message = shown.strip_prefix(&format!("{field}: ")).unwrap_or(&shown).to_string();
             ConfigError::field(field.clone(), message)
         }
-        PricingError::LiteLlm(_) => ConfigError::field("prices", e.to_string()),
+        PricingError::LiteLlm(_) => ConfigError::field(list_field, e.to_string()),
+    }
+}
+
+/// `prices.litellm_source`, with the fields and limits of `budget.limits_source` (a longer
+/// default interval and timeout: the list is megabytes and changes rarely).
+fn price_list_source(v: Value, path: &str) -> Result<PriceListSource, ConfigError> {
+    let raw: RawPriceListSource = object(v, path)?;
+    let field = |k: &str| format!("{path}.{k}");
+    let cluster = match raw.cluster {
+        Some(v) => non_empty_string(v, &field("cluster"))?,
+        None => return Err(ConfigError::field(field("cluster"), "is required")),
+    };
+    let req_path = match raw.path {
+        Some(v) => string(v, &field("path"))?,
+        None => return Err(ConfigError::field(field("path"), "is required")),
+    };
+    if !req_path.starts_with('/') {
+        return Err(ConfigError::field(field("path"), "must start with `/`"));
+    }
+    let authority = match raw.authority {
+        Some(v) => non_empty_string(v, &field("authority"))?,
+        None => cluster.clone(),
+    };
+    let bounded = |v: Option<Value>, name: &str, default: u64, max: u64| -> Result<u64, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let n = positive(v, &field(name))?;
+        if n > max {
+            return Err(ConfigError::field(field(name), format!("must be at most {max}")));
+        }
+        Ok(n)
+    };
+    Ok(PriceListSource {
+        cluster,
+        path: req_path,
+        authority,
+        interval_seconds: bounded(raw.interval_seconds, "interval_seconds", DEFAULT_PRICE_LIST_INTERVAL_SECONDS, 86_400)?,
+        timeout_ms: bounded(raw.timeout_ms, "timeout_ms", DEFAULT_PRICE_LIST_TIMEOUT_MS, 60_000)?,
     })
 }
+
 
 /// The `budget` section, with the budget layer's error turned into a field error (its message
 /// already starts with the field path, e.g. `budget.budgets[0].limit_usd: ...`).
@@ -851,7 +1094,8 @@ mod tests {
             assert_eq!(c.max_decompressed_bytes, 16 * 1024 * 1024);
             assert!(c.strip_accept_encoding);
             assert_eq!(c.metrics.max_label_values, 100);
-            assert!(c.routes.is_empty() && c.azure_deployments.is_empty() && c.prices.is_empty());
+            assert!(c.routes.is_empty() && c.azure_deployments.is_empty());
+            assert_eq!(c.prices, PricesConfig::default());
         }
     }
 
@@ -916,6 +1160,96 @@ mod tests {
         assert!(c.price_table.version().ends_with("+config"));
     }
 
+    /// A LiteLLM list with a model the built-in table does not price, one it does, and one the
+    /// configuration overrides.
+    const LITELLM: &str = r#"{"sample_spec": {"input_cost_per_token": 0},
+        "amazon.titan-text-premier-v1:0": {"input_cost_per_token": 5e-07, "output_cost_per_token": 1.5e-06, "mode": "chat"},
+        "amazon.titan-text-express-v1": {"input_cost_per_token": 2e-07, "output_cost_per_token": 6e-07},
+        "gpt-4o": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06}}"#;
+
+    #[test]
+    fn an_inline_litellm_list_sits_between_the_builtin_table_and_the_overrides() {
+        let json = format!(
+            r#"{{"prices": {{"litellm": {LITELLM},
+                "models": {{"amazon.titan-text-express-v1": {{"output": "1"}}}},
+                "aliases": {{"prod": "amazon.titan-text-premier-v1:0"}}}}}}"#
+        );
+        let c = Config::from_json(json.as_bytes()).unwrap();
+        assert_eq!(c.prices.litellm_models, 3);
+        let rates = |m: &str| c.price_table.resolve(m).map(|(n, p)| (n.to_string(), p.input, p.output));
+        assert_eq!(rates("amazon.titan-text-premier-v1:0"), Some(("amazon.titan-text-premier-v1:0".into(), 500_000, 1_500_000)));
+        assert_eq!(rates("prod"), rates("amazon.titan-text-premier-v1:0"));
+        // The override replaces the output rate and keeps the imported input rate.
+        assert_eq!(rates("amazon.titan-text-express-v1"), Some(("amazon.titan-text-express-v1".into(), 200_000, 1_000_000)));
+        // The import replaces a built-in price of the same name; other built-ins stay.
+        assert_eq!(rates("gpt-4o").map(|r| (r.1, r.2)), Some((1_000_000, 2_000_000)));
+        assert!(c.price_table.resolve("claude-sonnet-4-5").is_some());
+        assert!(c.price_table.version().ends_with("+litellm+config"), "{}", c.price_table.version());
+        // Without the list the same override must give both rates, and the alias has no target.
+        assert_eq!(
+            err(r#"{"prices": {"models": {"amazon.titan-text-express-v1": {"output": "1"}}}}"#).path(),
+            Some("prices.models.amazon.titan-text-express-v1.input")
+        );
+    }
+
+    #[test]
+    fn litellm_errors_name_the_field() {
+        assert_eq!(err(r#"{"prices": {"litellm": []}}"#).path(), Some("prices.litellm"));
+        // `null` is absent, as everywhere else.
+        for json in [r#"{"prices": null}"#, r#"{"prices": {"litellm": null, "litellm_source": null}}"#] {
+            assert_eq!(Config::from_json(json.as_bytes()).unwrap().prices, PricesConfig::default(), "{json}");
+        }
+        assert_eq!(err(r#"{"prices": {"litellm": "x"}}"#).path(), Some("prices.litellm"));
+        assert_eq!(err(r#"{"prices": {"litelm": {}}}"#).path(), Some("prices.litelm"));
+        // The list is read in the same pass as the configuration: even its syntax errors name it.
+        assert_eq!(err(r#"{"prices": {"litellm": {"m": }}}"#).path(), Some("prices.litellm"));
+        assert_eq!(err(r#"{"prices": {"litellm": {"m": {"input_cost_per_token": [}}}}"#).path(), Some("prices.litellm"));
+        assert!(matches!(Config::from_json(br#"{"prices": {"litellm": {}}, "metrics": {"#), Err(ConfigError::Syntax(_))));
+        assert!(matches!(Config::from_json(br#"{"prices": {}} x"#), Err(ConfigError::Syntax(_))));
+        let cases = [
+            (r#"{"prices": {"litellm_source": "http://x"}}"#, "prices.litellm_source"),
+            (r#"{"prices": {"litellm_source": {"path": "/p"}}}"#, "prices.litellm_source.cluster"),
+            (r#"{"prices": {"litellm_source": {"cluster": "c"}}}"#, "prices.litellm_source.path"),
+            (r#"{"prices": {"litellm_source": {"cluster": "", "path": "/p"}}}"#, "prices.litellm_source.cluster"),
+            (r#"{"prices": {"litellm_source": {"cluster": "c", "path": "p"}}}"#, "prices.litellm_source.path"),
+            (r#"{"prices": {"litellm_source": {"cluster": "c", "path": "/p", "interval_seconds": 0}}}"#, "prices.litellm_source.interval_seconds"),
+            (r#"{"prices": {"litellm_source": {"cluster": "c", "path": "/p", "timeout_ms": 60001}}}"#, "prices.litellm_source.timeout_ms"),
+            (r#"{"prices": {"litellm_source": {"cluster": "c", "path": "/p", "url": "x"}}}"#, "prices.litellm_source.url"),
+        ];
+        for (json, path) in cases {
+            assert_eq!(err(json).path(), Some(path), "{json}");
+        }
+    }
+
+    #[test]
+    fn a_fetched_list_is_layered_like_an_inline_one_and_a_bad_one_is_an_error() {
+        let c = Config::from_json(
+            br#"{"prices": {"models": {"amazon.titan-text-express-v1": {"input": "0.5", "output": "1"}},
+                "litellm_source": {"cluster": "prices", "path": "/litellm.json"}}}"#,
+        )
+        .unwrap();
+        let source = c.prices.litellm_source.clone().unwrap();
+        assert_eq!(
+            source,
+            PriceListSource {
+                cluster: "prices".into(),
+                path: "/litellm.json".into(),
+                authority: "prices".into(),
+                interval_seconds: DEFAULT_PRICE_LIST_INTERVAL_SECONDS,
+                timeout_ms: DEFAULT_PRICE_LIST_TIMEOUT_MS,
+            }
+        );
+        // Until a fetch succeeds the built-in table (plus overrides) prices requests.
+        assert!(c.price_table.resolve("amazon.titan-text-premier-v1:0").is_none());
+        let (table, imported) = c.price_table_with_litellm(LITELLM.as_bytes()).unwrap();
+        assert_eq!(imported, 3);
+        assert_eq!(table.resolve("amazon.titan-text-premier-v1:0").map(|(_, p)| p.output), Some(1_500_000));
+        assert_eq!(table.resolve("amazon.titan-text-express-v1").map(|(_, p)| (p.input, p.output)), Some((500_000, 1_000_000)));
+        for bad in [&b"<html>"[..], b"[1]", b"{\"m\": ", b""] {
+            assert_eq!(c.price_table_with_litellm(bad).unwrap_err().path(), Some("prices.litellm_source"));
+        }
+    }
+
     #[test]
     fn a_full_configuration_loads() {
         let json = br#"{
@@ -938,7 +1272,7 @@ mod tests {
         assert_eq!(c.max_decompressed_bytes, 1_048_576);
         assert!(!c.strip_accept_encoding);
         assert_eq!(c.metrics.max_label_values, 50);
-        assert!(c.prices.contains_key("models"));
+        assert!(c.prices.overrides.models.contains_key("my-model"));
         // Longest prefix wins, and the authority must match (port ignored, case-insensitive).
         let hit = c.route_override("/llm/claude/v1/messages", "gateway.internal:8443").unwrap();
         assert_eq!(hit.api, Some(Api::AnthropicMessages));

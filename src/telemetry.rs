@@ -108,6 +108,11 @@ pub const METRIC_BUDGET_UTILIZATION: &str = "tokenmeter_budget_utilization_ratio
 pub const METRIC_LIMITS_PULLS: &str = "tokenmeter_limits_pulls_total";
 /// Pulls of the limits document that failed (transport, status, or a rejected document).
 pub const METRIC_LIMITS_PULL_FAILURES: &str = "tokenmeter_limits_pull_failures_total";
+/// Fetches of the LiteLLM price list (`prices.litellm_source`) that replaced the price table.
+pub const METRIC_PRICE_LIST_FETCHES: &str = "tokenmeter_price_list_fetches_total";
+/// Fetches of the LiteLLM price list that failed (transport, status, or a body that did not
+/// import); the last good table stays in force.
+pub const METRIC_PRICE_LIST_FETCH_FAILURES: &str = "tokenmeter_price_list_fetch_failures_total";
 /// Request bodies larger than `max_request_body_bytes`: forwarded unchanged (no cap, no
 /// usage injection), reserved from their size.
 pub const METRIC_REQUEST_BODY_TOO_LARGE: &str = "tokenmeter_request_body_too_large_total";
@@ -475,6 +480,12 @@ pub fn budget_utilization_plan(budget: &str, permille: u64) -> Vec<MetricUpdate>
 /// The counter of one pull of the limits document, stored (`ok`) or failed.
 pub fn limits_pull_plan(ok: bool) -> Vec<MetricUpdate> {
     let name = if ok { METRIC_LIMITS_PULLS } else { METRIC_LIMITS_PULL_FAILURES };
+    counter(name.to_string(), 1).into_iter().collect()
+}
+
+/// The counter of one fetch of the LiteLLM price list, applied (`ok`) or failed.
+pub fn price_list_fetch_plan(ok: bool) -> Vec<MetricUpdate> {
+    let name = if ok { METRIC_PRICE_LIST_FETCHES } else { METRIC_PRICE_LIST_FETCH_FAILURES };
     counter(name.to_string(), 1).into_iter().collect()
 }
 

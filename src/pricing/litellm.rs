@@ -27,6 +27,10 @@
 //!   fee per call. `*_batches` fields are not read: batch is priced as 50% of the token cost,
 //!   which is what every provider in the built-in table charges.
 //! - `source` -> the entry's source; the effective date is unknown (empty).
+//!
+//! Precedence: [`PriceTable::layered`] builds what a configuration prices with -- the built-in
+//! list, then the import (its entries replace built-in ones of the same name), then the
+//! configured `prices.models` / `prices.aliases`, so an operator's override always wins.
 
 use std::borrow::Cow;
 
@@ -34,7 +38,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::Value;
 
 use super::decimal::{f64_text, parse_scaled};
-use super::{Entry, LongContext, ModelPrice, ModelPricing, PriceTable, PricingError};
+use super::{Entry, LongContext, ModelPrice, ModelPricing, PriceOverrides, PriceTable, PricingError};
 
 /// USD per token -> pico-USD per token.
 const PER_TOKEN: u32 = 12;
@@ -49,9 +53,55 @@ impl PriceTable {
             .deserialize_map(FileVisitor { entries: &mut entries })
             .map_err(PricingError::LiteLlm)?;
         deserializer.end().map_err(PricingError::LiteLlm)?;
+        Ok(PriceTable::from_litellm_entries(entries))
+    }
+
+    fn from_litellm_entries(entries: Vec<Entry>) -> PriceTable {
         let mut table = PriceTable { version: Cow::Borrowed("litellm"), entries, ..PriceTable::default() };
         table.sort();
-        Ok(table)
+        table
+    }
+
+    /// Built-in prices, then `litellm` (if any) merged over them, then `overrides` applied on
+    /// top. An override that applies to the built-in table also applies to any table with an
+    /// import merged in (a merge only adds or replaces names), so overrides checked at load
+    /// cannot fail later on a fetched list.
+    pub fn layered(litellm: Option<PriceTable>, overrides: &PriceOverrides) -> Result<PriceTable, PricingError> {
+        let mut table = PriceTable::builtin();
+        if let Some(import) = litellm {
+            table.merge(import);
+        }
+        table.with_overrides(overrides)
+    }
+}
+
+/// Imports a LiteLLM list embedded in a larger JSON document, in the same pass that reads the
+/// document (`next_value_seed(LiteLlmSeed)`), so that the list is never held as a
+/// `serde_json::Value` or as a second copy of its text. `null` is no list (`None`); any other
+/// non-object is an invalid-type error.
+pub struct LiteLlmSeed;
+
+impl<'de> DeserializeSeed<'de> for LiteLlmSeed {
+    type Value = Option<PriceTable>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<PriceTable>, D::Error> {
+        deserializer.deserialize_any(ListVisitor)
+    }
+}
+
+struct ListVisitor;
+
+impl<'de> Visitor<'de> for ListVisitor {
+    type Value = Option<PriceTable>;
+    fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        f.write_str("a LiteLLM price list (an object of model name -> price entry)")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Option<PriceTable>, E> {
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<PriceTable>, A::Error> {
+        let mut entries = Vec::new();
+        FileVisitor { entries: &mut entries }.visit_map(map)?;
+        Ok(Some(PriceTable::from_litellm_entries(entries)))
     }
 }
 
@@ -407,6 +457,28 @@ mod tests {
         let table = PriceTable::import_litellm(json.as_bytes()).unwrap();
         let long = table.resolve_pricing("m").unwrap().1.long_context.clone().unwrap();
         assert_eq!((long.above_input_tokens, long.price.input, long.price.output), (128_000, 3_000_000, 5_000_000));
+    }
+
+    #[test]
+    fn layering_is_builtin_then_import_then_overrides() {
+        use crate::pricing::{DecimalPrice, ModelOverride};
+        let json = br#"{"gpt-4o": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06},
+                        "only-litellm": {"input_cost_per_token": 3e-07, "output_cost_per_token": 6e-07},
+                        "overridden": {"input_cost_per_token": 3e-07, "output_cost_per_token": 6e-07}}"#;
+        let mut overrides = PriceOverrides::default();
+        let output_only = ModelOverride { output: Some(DecimalPrice::new("9")), ..ModelOverride::default() };
+        overrides.models.insert("overridden".into(), output_only);
+        let table = PriceTable::layered(Some(PriceTable::import_litellm(json).unwrap()), &overrides).unwrap();
+        // The import replaces the built-in gpt-4o, adds its own models, and the override
+        // replaces only the field it names.
+        assert_eq!(table.resolve("gpt-4o").map(|(_, p)| (p.input, p.output)), Some((1_000_000, 2_000_000)));
+        assert_eq!(table.resolve("only-litellm").map(|(_, p)| (p.input, p.output)), Some((300_000, 600_000)));
+        assert_eq!(table.resolve("overridden").map(|(_, p)| (p.input, p.output)), Some((300_000, 9_000_000)));
+        // Built-in models the import does not list are still priced.
+        assert!(table.resolve("claude-sonnet-4-5").is_some());
+        assert!(table.version().ends_with("+litellm+config"), "{}", table.version());
+        // Without an import the override of a model nobody prices needs both rates.
+        assert!(PriceTable::layered(None, &overrides).is_err());
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::usage::NormalizedUsage;
 
 pub use decimal::DecimalError;
 pub(crate) use decimal::parse_scaled;
+pub use litellm::LiteLlmSeed;
 pub use overrides::{ModelOverride, PriceOverrides, RateOverride, DecimalPrice};
 
 /// Errors of the pricing layer: a configured or imported price that cannot be used.

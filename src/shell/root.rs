@@ -9,10 +9,28 @@
 //! worker wins the pull lease, GETs the limits document through the configured cluster. A
 //! document is stored only if it parses; a failed pull keeps the last good limits and is
 //! counted.
+//!
+//! Prices: with `prices.litellm_source`, the same tick fetches the LiteLLM price list at start
+//! (first tick, about a second after configure) and every `interval_seconds`, and swaps in the
+//! table built from it (built-in < list < `prices.models`); until the first fetch succeeds the
+//! table built at configure prices requests. A failed fetch or a body that does not import
+//! keeps the last good table, is logged and counted, and is retried sooner than the interval.
+//!
+//! Each worker fetches for itself rather than one worker fetching and sharing the body
+//! through shared data: every VM has to import the list into its own heap anyway (VMs share
+//! no memory), and proxy-wasm returns shared data by copy, so sharing would save only the
+//! download while keeping a second multi-megabyte copy in the host for the life of the process
+//! and adding a lease whose failure modes the pricing path does not need. The cost is one GET
+//! per worker per interval, from a cluster the operator chose.
+//!
+//! Configure and each applied fetch log, at info, how many models were imported, how long it
+//! took (host clock) and the wasm linear memory before and after: memory never shrinks, so
+//! "after" bounds the peak the import needed.
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -26,15 +44,21 @@ use crate::admission;
 use crate::budget::{self, LimitsCache};
 use crate::config::Config;
 
-/// How often each worker looks for newly pulled limits (and whether a pull is due).
-const LIMITS_TICK: Duration = Duration::from_secs(1);
+/// How often each worker looks for newly pulled limits (and whether a pull or a price-list
+/// fetch is due).
+const TICK: Duration = Duration::from_secs(1);
+/// Delay before retrying a failed price-list fetch (at most the configured interval): soon
+/// enough that a price server restart is picked up quickly, rare enough that a broken list is
+/// not downloaded every second.
+const PRICE_LIST_RETRY_MILLIS: u64 = 10_000;
 
 /// What every request of this VM reads. Envoy runs one VM per worker thread and calls it
 /// single-threaded, so `Rc`/`RefCell` is enough.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    /// The budgets in effect in this worker: configured ones merged with pulled limits.
-    pub(crate) limits: RefCell<LimitsCache>,
+    /// The budgets in effect in this worker: configured ones merged with pulled limits. Shared
+    /// (`Rc`) with the `Shared` that replaces this one when a fetched price list arrives.
+    pub(crate) limits: Rc<RefCell<LimitsCache>>,
     /// Per-VM state that must survive reconfiguration: metric ids and cost carries.
     pub(crate) vm: Rc<VmState>,
 }
@@ -51,6 +75,27 @@ pub(crate) struct Root {
     shared: Option<Rc<Shared>>,
     /// Token of the limits pull in flight, if any.
     pull_token: Option<u32>,
+    /// Token of the price-list fetch in flight, if any.
+    price_token: Option<u32>,
+    /// When the next price-list fetch is due (Unix ms; 0: on the next tick).
+    price_due_millis: u64,
+}
+
+/// The wasm linear memory in KiB (64 KiB pages). It only grows, so a reading after an import
+/// bounds the peak the import needed.
+fn memory_kib() -> u64 {
+    u64::try_from(core::arch::wasm32::memory_size::<0>()).unwrap_or(u64::MAX).saturating_mul(64)
+}
+
+/// Milliseconds since `start` on the host clock, `None` when the clock cannot be read.
+fn elapsed_millis(start: Option<SystemTime>) -> Option<f64> {
+    let now = hostcalls::get_current_time().ok()?;
+    now.duration_since(start?).ok().map(|d| d.as_secs_f64() * 1000.0)
+}
+
+/// Shows an optional duration for a log line.
+fn shown_millis(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "? ms".to_string(), |ms| format!("{ms:.1} ms"))
 }
 
 impl Root {
@@ -60,6 +105,8 @@ impl Root {
             vm: Rc::new(VmState::default()),
             shared: None,
             pull_token: None,
+            price_token: None,
+            price_due_millis: 0,
         }
     }
 
@@ -72,10 +119,10 @@ impl Root {
             Ok(mut metrics) => {
                 let failed = adapter::apply(&mut *metrics, updates);
                 if failed > 0 {
-                    self.log(LogLevel::Warn, &format!("{failed} budget metric updates failed"));
+                    self.log(LogLevel::Warn, &format!("{failed} budget or price-list metric updates failed"));
                 }
             }
-            Err(_) => self.log(LogLevel::Warn, "metrics state busy; budget stats dropped"),
+            Err(_) => self.log(LogLevel::Warn, "metrics state busy; budget or price-list stats dropped"),
         }
     }
 
@@ -132,6 +179,123 @@ impl Root {
             }
         }
     }
+
+    /// Starts a fetch of the LiteLLM price list if one is configured and due.
+    fn maybe_fetch_prices(&mut self) {
+        let Some(shared) = self.shared.clone() else { return };
+        let Some(source) = &shared.config.prices.litellm_source else { return };
+        if self.price_token.is_some() {
+            return;
+        }
+        let now = match HostClock.try_now_unix_millis() {
+            Ok(now) => now,
+            Err(error) => {
+                self.log(LogLevel::Warn, &format!("cannot read the clock: {error}"));
+                return;
+            }
+        };
+        if now < self.price_due_millis {
+            return;
+        }
+        let headers = vec![
+            (":method", "GET"),
+            (":path", source.path.as_str()),
+            (":authority", source.authority.as_str()),
+            ("accept", "application/json"),
+        ];
+        let timeout = Duration::from_millis(source.timeout_ms);
+        match self.dispatch_http_call(&source.cluster, headers, None, vec![], timeout) {
+            Ok(token) => {
+                self.price_token = Some(token);
+                self.price_due_millis = now.saturating_add(source.interval_seconds.saturating_mul(1000));
+            }
+            Err(status) => {
+                self.log(
+                    LogLevel::Warn,
+                    &format!("cannot fetch the price list from cluster {}: {status:?}", source.cluster),
+                );
+                self.price_fetch_failed(now);
+            }
+        }
+    }
+
+    /// Counts a failed price-list fetch and schedules the retry.
+    fn price_fetch_failed(&mut self, now_millis: u64) {
+        self.count(&crate::telemetry::price_list_fetch_plan(false));
+        let interval = self
+            .shared
+            .as_ref()
+            .and_then(|s| s.config.prices.litellm_source.as_ref())
+            .map_or(PRICE_LIST_RETRY_MILLIS, |s| s.interval_seconds.saturating_mul(1000));
+        self.price_due_millis = now_millis.saturating_add(interval.min(PRICE_LIST_RETRY_MILLIS));
+    }
+
+    /// A fetched price list: imported and swapped in, or refused with the last good table kept.
+    fn on_price_list(&mut self, status: Option<u16>, body: &[u8]) {
+        let Some(shared) = self.shared.clone() else { return };
+        // A fetch started under a configuration that has since dropped the source.
+        if shared.config.prices.litellm_source.is_none() {
+            return;
+        }
+        let memory_before = memory_kib();
+        let start = hostcalls::get_current_time().ok();
+        let outcome = match status {
+            Some(200) => shared.config.price_table_with_litellm(body).map_err(|e| e.to_string()),
+            Some(s) => Err(format!("status {s}")),
+            None => Err("no response".to_string()),
+        };
+        let took = elapsed_millis(start);
+        match outcome {
+            Ok((table, imported)) => {
+                self.log(
+                    LogLevel::Info,
+                    &format!(
+                        "prices: fetched LiteLLM list ({} bytes) imported {imported} models in {}; \
+                         table {} has {} models; wasm memory {memory_before} -> {} KiB",
+                        body.len(),
+                        shown_millis(took),
+                        table.version(),
+                        table.len(),
+                        memory_kib(),
+                    ),
+                );
+                self.count(&crate::telemetry::price_list_fetch_plan(true));
+                // Requests in flight keep the `Shared` they started with; new ones get this.
+                let mut config = shared.config.clone();
+                config.price_table = Arc::new(table);
+                self.shared = Some(Rc::new(Shared {
+                    config,
+                    limits: Rc::clone(&shared.limits),
+                    vm: Rc::clone(&shared.vm),
+                }));
+            }
+            Err(error) => {
+                self.log(LogLevel::Warn, &format!("price list fetch failed, last good table kept: {error}"));
+                match HostClock.try_now_unix_millis() {
+                    Ok(now) => self.price_fetch_failed(now),
+                    // Without a clock the retry waits for the interval set at dispatch.
+                    Err(_) => self.count(&crate::telemetry::price_list_fetch_plan(false)),
+                }
+            }
+        }
+    }
+
+    /// The status and body of a finished `dispatch_http_call`; no status when the call failed
+    /// (timeout, no healthy host, reset).
+    fn call_response(&self, body_size: usize, what: &str) -> (Option<u16>, Vec<u8>) {
+        let status = match hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status") {
+            Ok(Some(s)) => String::from_utf8_lossy(&s).trim().parse::<u16>().ok(),
+            Ok(None) | Err(_) => None,
+        };
+        let body = match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
+            Ok(b) => b.unwrap_or_default(),
+            Err(status) => {
+                self.log(LogLevel::Warn, &format!("cannot read the {what} response: {status:?}"));
+                Vec::new()
+            }
+        };
+        (status, body)
+    }
 }
 
 impl Context for Root {
@@ -142,22 +306,17 @@ impl Context for Root {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        if self.price_token == Some(token_id) {
+            self.price_token = None;
+            let (status, body) = self.call_response(body_size, "price list");
+            self.on_price_list(status, &body);
+            return;
+        }
         if self.pull_token != Some(token_id) {
             return;
         }
         self.pull_token = None;
-        let status = match hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status") {
-            Ok(Some(s)) => String::from_utf8_lossy(&s).trim().parse::<u16>().ok(),
-            // No headers: the call failed (timeout, no healthy host, reset).
-            Ok(None) | Err(_) => None,
-        };
-        let body = match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
-            Ok(b) => b.unwrap_or_default(),
-            Err(status) => {
-                self.log(LogLevel::Warn, &format!("cannot read the limits response: {status:?}"));
-                Vec::new()
-            }
-        };
+        let (status, body) = self.call_response(body_size, "limits");
         let outcome = match status {
             Some(200) => budget::limits::store_limits(&HostSharedStore, &body, &[])
                 .map(|doc| doc.version)
@@ -199,8 +358,27 @@ impl RootContext for Root {
                 return false;
             }
         };
-        match adapter::parse_config(&bytes) {
+        let memory_before = memory_kib();
+        let start = hostcalls::get_current_time().ok();
+        let parsed = adapter::parse_config(&bytes);
+        let took = elapsed_millis(start);
+        match parsed {
             Ok(config) => {
+                // Dominated by an inline `prices.litellm` import when there is one.
+                log(
+                    LogLevel::Info,
+                    self.context_id,
+                    &format!(
+                        "prices: {} models imported from prices.litellm; configuration ({} bytes) \
+                         parsed in {}; table {} has {} models; wasm memory {memory_before} -> {} KiB",
+                        config.prices.litellm_models,
+                        bytes.len(),
+                        shown_millis(took),
+                        config.price_table.version(),
+                        config.price_table.len(),
+                        memory_kib(),
+                    ),
+                );
                 // The label cap comes from the configuration: rebuild the telemetry state (what
                 // it drops is under one nano-USD per series).
                 match self.vm.telemetry.try_borrow_mut() {
@@ -217,7 +395,8 @@ impl RootContext for Root {
                     log(LogLevel::Warn, self.context_id, &format!("budget state: {error}"));
                 }
                 let pulls = config.budget.limits_source.is_some();
-                let limits = RefCell::new(LimitsCache::new(&config.budget));
+                let fetches = config.prices.litellm_source.is_some();
+                let limits = Rc::new(RefCell::new(LimitsCache::new(&config.budget)));
                 self.shared = Some(Rc::new(Shared {
                     config,
                     limits,
@@ -227,7 +406,9 @@ impl RootContext for Root {
                 if pulls {
                     self.refresh_limits();
                 }
-                let period = if pulls { LIMITS_TICK } else { Duration::ZERO };
+                // A new configuration fetches its price list on the next tick.
+                self.price_due_millis = 0;
+                let period = if pulls || fetches { TICK } else { Duration::ZERO };
                 if let Err(status) = hostcalls::set_tick_period(period) {
                     log(LogLevel::Warn, self.context_id, &format!("cannot set the tick period: {status:?}"));
                 }
@@ -248,6 +429,7 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         self.refresh_limits();
         self.maybe_pull();
+        self.maybe_fetch_prices();
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
