@@ -144,6 +144,34 @@ fn negative_oversized_and_non_numeric_costs_are_ignored() {
     }
 }
 
+/// The cost read from a usage object, whole and split at every byte.
+fn usage_cost(usage: &str) -> Option<PicoUsd> {
+    let body = format!(r#"{{"usage":{usage}}}"#);
+    let body = body.as_bytes();
+    let whole = scan(Api::OpenAiChatCompletions, JSON, &[body]).usage.cost;
+    for cut in 0..=body.len() {
+        let (a, b) = body.split_at(cut);
+        assert_eq!(scan(Api::OpenAiChatCompletions, JSON, &[a, b]).usage.cost, whole, "{usage} cut at {cut}");
+    }
+    whole
+}
+
+#[test]
+fn byok_adds_the_upstream_bill_to_openrouters_fee() {
+    // BYOK: `cost` is OpenRouter's fee; the upstream billed 0.0002 USD to the caller's key.
+    let byok = r#"{"prompt_tokens":1,"cost":0.00001,"is_byok":true,"cost_details":{"upstream_inference_cost":0.0002}}"#;
+    assert_eq!(usage_cost(byok), Some(PicoUsd(210_000_000)));
+    // The same in the other member order.
+    let reordered = r#"{"cost_details":{"upstream_inference_cost":2e-4},"is_byok":true,"cost":1e-5}"#;
+    assert_eq!(usage_cost(reordered), Some(PicoUsd(210_000_000)));
+    // Not BYOK: the upstream figure is not a second bill, and is never added.
+    let credits = r#"{"cost":0.00001,"is_byok":false,"cost_details":{"upstream_inference_cost":0.0002}}"#;
+    assert_eq!(usage_cost(credits), Some(PicoUsd(10_000_000)));
+    // BYOK with a null upstream figure: the fee alone.
+    let null_upstream = r#"{"cost":0.00001,"is_byok":true,"cost_details":{"upstream_inference_cost":null}}"#;
+    assert_eq!(usage_cost(null_upstream), Some(PicoUsd(10_000_000)));
+}
+
 #[test]
 fn a_null_cost_in_a_later_event_does_not_erase_a_reported_one() {
     let body = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"cost\":2e-6}}\n\n\

@@ -39,6 +39,11 @@ pub(crate) enum Target {
     /// The provider-reported cost in USD (OpenRouter `usage.cost`), read from the number's
     /// exact text: a float would turn `0.000093` into a neighbour and drift in counters.
     Cost,
+    /// OpenRouter BYOK: what the upstream provider billed to the caller's own key
+    /// (`usage.cost_details.upstream_inference_cost`); `Cost` is then only OpenRouter's fee.
+    UpstreamCost,
+    /// OpenRouter `usage.is_byok`: whether `UpstreamCost` is billed on top of `Cost`.
+    Byok,
     /// The `type` of a Responses API output item; each `web_search_call` is one billed
     /// search. Counted per top-level value (one response object) and then assigned, so the
     /// items repeated by later events replace rather than add.
@@ -105,6 +110,10 @@ pub(crate) struct Extractor {
     pub(crate) facts: ResponseFacts,
     /// `web_search_call` items seen in the current top-level value.
     web_search_calls: u64,
+    /// OpenRouter's reported parts, combined into `usage.cost` by [`Extractor::settle_cost`].
+    reported_fee: Option<u64>,
+    upstream_cost: Option<u64>,
+    byok: bool,
 }
 
 impl Extractor {
@@ -161,6 +170,24 @@ impl Extractor {
             usage: Usage::default(),
             facts: ResponseFacts::default(),
             web_search_calls: 0,
+            reported_fee: None,
+            upstream_cost: None,
+            byok: false,
+        }
+    }
+
+    /// The request's cost from OpenRouter's parts: the fee, plus, for BYOK, what the upstream
+    /// provider billed to the caller's key; both are money the caller spends on the request.
+    /// Without BYOK `upstream_inference_cost` is null or already inside `cost`, so it is not
+    /// added.
+    fn settle_cost(&mut self) {
+        let upstream = if self.byok { self.upstream_cost } else { None };
+        let total = match (self.reported_fee, upstream) {
+            (Some(fee), Some(up)) => Some(fee.saturating_add(up)),
+            (fee, up) => fee.or(up),
+        };
+        if let Some(pico) = total {
+            self.usage.cost = Some(PicoUsd(pico));
         }
     }
 
@@ -255,7 +282,10 @@ impl Visitor for Extractor {
     }
 
     fn wants_number_text(&mut self, interest: Interest, path: &Path<'_>) -> bool {
-        self.target(interest, path.len()) == Some(Target::Cost)
+        matches!(
+            self.target(interest, path.len()),
+            Some(Target::Cost | Target::UpstreamCost)
+        )
     }
 
     fn scalar(&mut self, interest: Interest, path: &Path<'_>, value: Scalar<'_>) {
@@ -268,15 +298,26 @@ impl Visitor for Extractor {
             }
             return;
         }
-        if target == Target::Cost {
-            // Negative, too long or not a number (a string, null): not a cost; a later
-            // valid value still replaces an earlier one.
-            if let Some(pico) = value
-                .as_number_text()
-                .and_then(|t| parse_scaled(t, PICO_PER_USD_DIGITS).ok())
-            {
-                self.usage.cost = Some(PicoUsd(pico));
+        if matches!(target, Target::Cost | Target::UpstreamCost | Target::Byok) {
+            match (target, value) {
+                (Target::Byok, Scalar::Bool(byok)) => self.byok = byok,
+                // Negative, too long or not a number (a string, null): not a cost; a later
+                // valid value still replaces an earlier one.
+                (_, value) => {
+                    let Some(pico) = value
+                        .as_number_text()
+                        .and_then(|t| parse_scaled(t, PICO_PER_USD_DIGITS).ok())
+                    else {
+                        return;
+                    };
+                    if target == Target::Cost {
+                        self.reported_fee = Some(pico);
+                    } else {
+                        self.upstream_cost = Some(pico);
+                    }
+                }
             }
+            self.settle_cost();
             return;
         }
         if target == Target::OutputText {

@@ -47,8 +47,14 @@ pub(crate) static CHAT_COMPLETIONS: &[Rule] = &[
     ),
     // DeepSeek: cache hits are reported here (and in newer versions also as cached_tokens).
     rule(&[K("usage"), K("prompt_cache_hit_tokens")], T::CacheRead),
-    // OpenRouter: what the request was billed, in USD credits.
+    // OpenRouter: what the request was billed, in USD credits (with BYOK, only the fee; the
+    // upstream's bill to the caller's own key comes in `cost_details`).
     rule(&[K("usage"), K("cost")], T::Cost),
+    rule(&[K("usage"), K("is_byok")], T::Byok),
+    rule(
+        &[K("usage"), K("cost_details"), K("upstream_inference_cost")],
+        T::UpstreamCost,
+    ),
     // Groq: usage in the last stream chunk under `x_groq` (besides `usage` when asked for).
     rule(&[K("x_groq"), K("usage"), K("prompt_tokens")], T::Input),
     rule(
@@ -103,6 +109,11 @@ pub(crate) static COMPLETIONS: &[Rule] = &[
     ),
     // OpenRouter serves legacy completions too, with the same usage object.
     rule(&[K("usage"), K("cost")], T::Cost),
+    rule(&[K("usage"), K("is_byok")], T::Byok),
+    rule(
+        &[K("usage"), K("cost_details"), K("upstream_inference_cost")],
+        T::UpstreamCost,
+    ),
     rule(&[K("model")], T::Model),
     rule(&[K("id")], T::Id),
     rule(&[K("choices"), Any, K("finish_reason")], T::FinishReason),
