@@ -36,7 +36,7 @@ def main():
         raise SystemExit(__doc__)
     reps = int(os.environ.get("BENCH_REPS", "5"))
     variant = os.environ.get("AB_VARIANT", "c")
-    workloads = os.environ.get("AB_WORKLOADS", "chat,passthrough").split(",")
+    workloads = [w for w in os.environ.get("AB_WORKLOADS", "chat,passthrough").split(",") if w]
     ttfb_n = int(os.environ.get("AB_TTFB", "0"))
     secs = bench.SECONDS
     os.makedirs(bench.WORK, exist_ok=True)
