@@ -12,7 +12,7 @@ and clients; not part of `make bench`, only for comparing builds quickly on a no
 Knobs: AB_VARIANT (c: `{}`, the default; d: bench.py's budget config and attribution headers),
 AB_WORKLOADS (comma list of bench.py workloads, default chat,passthrough; stream_paced is one
 body callback per event), AB_TTFB (samples per repeat of the streaming time to first event
-through the chunked origin, default 0 = off).
+through the chunked origin, on the chat path and on the unmetered /healthz, default 0 = off).
 """
 import os
 import subprocess
@@ -38,6 +38,9 @@ def main():
     variant = os.environ.get("AB_VARIANT", "c")
     workloads = [w for w in os.environ.get("AB_WORKLOADS", "chat,passthrough").split(",") if w]
     ttfb_n = int(os.environ.get("AB_TTFB", "0"))
+    # The stream through the metered path, and the same stream on a path the filter does not
+    # meter: the floor any wasm filter adds to the first event.
+    ttfb_paths = ["/v1/chat/completions", "/healthz"]
     secs = bench.SECONDS
     os.makedirs(bench.WORK, exist_ok=True)
     with open(os.path.join(bench.WORK, "wrk.lua"), "w") as f:
@@ -85,13 +88,14 @@ def main():
                     c1 = bench.cpu(pid)
                     res.setdefault((wl, rep), {})[name] = (c1[0] - c0[0]) / max(1, w["requests"]) / 1e3
             for _ in range(ttfb_n):
-                for name in order:
-                    h = {"x-bench-body": "stream", "x-bench-origin": "chunked"}
-                    if variant == "d" and name != "a":
-                        h.update(bench.ATTRIBUTION)
-                    _, _, t = bench.http_request(duts[name][0], "/v1/chat/completions", sbody, h)
-                    if t is not None:
-                        ttfb.setdefault(rep, {}).setdefault(name, []).append(t * 1e3)
+                for path in ttfb_paths:
+                    for name in order:
+                        h = {"x-bench-body": "stream", "x-bench-origin": "chunked"}
+                        if variant == "d" and name != "a":
+                            h.update(bench.ATTRIBUTION)
+                        _, _, t = bench.http_request(duts[name][0], path, sbody, h)
+                        if t is not None:
+                            ttfb.setdefault((path, rep), {}).setdefault(name, []).append(t * 1e3)
         for wl in workloads:
             print(f"== {wl} (variant {variant}, {reps} reps x {secs}s)")
             for name in duts:
@@ -99,11 +103,12 @@ def main():
                 adds = [res[(wl, r)][name] - res[(wl, r)]["a"] for r in range(reps)]
                 print(f"  {name:12s} cpu {cpu:7.1f} us/req   added {bench.median(adds):7.1f} us"
                       f"   (per-rep {spread(adds)})")
-        if ttfb_n:
-            print(f"== ttfb ms (median of {ttfb_n} per rep; added = per-rep median minus a's)")
+        for path in ttfb_paths if ttfb_n else []:
+            print(f"== ttfb ms, {path} (median of {ttfb_n} per rep; added = per-rep median minus a's)")
             for name in duts:
-                meds = [bench.median(ttfb[r][name]) for r in range(reps)]
-                adds = [bench.median(ttfb[r][name]) - bench.median(ttfb[r]["a"]) for r in range(reps)]
+                per = [ttfb[(path, r)] for r in range(reps)]
+                meds = [bench.median(p[name]) for p in per]
+                adds = [bench.median(p[name]) - bench.median(p["a"]) for p in per]
                 print(f"  {name:12s} ttfb {bench.median(meds):6.2f}   added {bench.median(adds):5.2f}"
                       f"   (per-rep {min(adds):5.2f}..{max(adds):5.2f})")
         # Upstream connections per request to the chunked origin: 1.0 means every request

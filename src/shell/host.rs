@@ -110,6 +110,9 @@ impl Clock for HostClock {
     }
 }
 
+/// A header map as (name, value) bytes, in the host's order.
+pub(crate) type HeaderPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// All pairs of a header map in one host call, names and values as bytes.
 ///
 /// One `proxy_get_header_map_pairs` costs about as much as two single-header reads that find
@@ -118,14 +121,14 @@ impl Clock for HostClock {
 /// most of them absent. The SDK's own `get_map_bytes` unwraps the UTF-8 conversion of every
 /// name, so a name that is not UTF-8 would abort the VM; this reads the same host buffer and
 /// parses it without a panic path (a malformed buffer yields the pairs read so far).
-pub(crate) fn header_pairs(map: MapType) -> Result<Vec<(Vec<u8>, Vec<u8>)>, HostError> {
+pub(crate) fn header_pairs(map: MapType) -> Result<HeaderPairs, HostError> {
     let bytes = raw::header_map_pairs(map as u32)?;
     Ok(parse_pairs(&bytes))
 }
 
 /// The proxy-wasm map encoding: `u32` count, `count` pairs of `u32` (name length, value
 /// length), then each name and value followed by a NUL byte. Lengths are little-endian.
-fn parse_pairs(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn parse_pairs(bytes: &[u8]) -> HeaderPairs {
     let u32_at = |at: usize| -> Option<usize> {
         let word = bytes.get(at..at.checked_add(4)?)?;
         usize::try_from(u32::from_le_bytes(<[u8; 4]>::try_from(word).ok()?)).ok()

@@ -19,7 +19,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
 use super::adapter;
-use super::host::{header_pairs, HostClock, HostSharedStore};
+use super::host::{header_pairs, HeaderPairs, HostClock, HostSharedStore};
 use super::log;
 use super::root::Shared;
 use crate::admission::{self, Ticket, Verdict};
@@ -64,7 +64,7 @@ fn header_value(context_id: u32, map: MapType, name: &str) -> Option<String> {
 /// are read lossily, as single reads were.
 struct HostRequestHead {
     context_id: u32,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    headers: HeaderPairs,
 }
 
 impl HostRequestHead {
