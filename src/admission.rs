@@ -368,9 +368,10 @@ impl Ticket {
                 _ => Settlement::Reserved,
             },
         };
+        let store = ReadBack::new(store);
         let report = match how {
             Settlement::Actual => settle(
-                store,
+                &store,
                 config,
                 self.reservation,
                 Actual {
@@ -379,7 +380,7 @@ impl Ticket {
                 },
             ),
             Settlement::Zero => settle(
-                store,
+                &store,
                 config,
                 self.reservation,
                 Actual {
@@ -387,14 +388,16 @@ impl Ticket {
                     tokens: 0,
                 },
             ),
-            Settlement::Reserved => settle_reserved(store, config, self.reservation),
+            Settlement::Reserved => settle_reserved(&store, config, self.reservation),
         };
+        // The gauge below reads what the settlement just wrote: from memory, not the host.
+        store.serve_written();
         let mut metrics = Vec::new();
         for (id, values) in &self.touched {
             let Some(def) = budgets.iter().find(|d| &d.id == id) else {
                 continue;
             };
-            if let Ok(Some(c)) = budget::ledger::read_counters(store, def, values, now_unix_millis) {
+            if let Ok(Some(c)) = budget::ledger::read_counters(&store, def, values, now_unix_millis) {
                 let ppm = |used: u64, limit: u64| -> u64 {
                     if limit == 0 {
                         return if used == 0 { 0 } else { u64::MAX };
@@ -413,6 +416,51 @@ impl Ticket {
             report,
             metrics,
         }
+    }
+}
+
+/// The store as a settlement sees it. Writes go through and are remembered; once
+/// [`ReadBack::serve_written`] is called, reads of a key the settlement wrote are answered from
+/// that copy. The utilisation gauge after a settlement reads exactly the keys it just wrote,
+/// and a shared-data read is a host round trip (about 2 µs in Envoy, the value being copied
+/// into the module); a write by another worker in the microseconds between is what a gauge
+/// snapshot may miss anyway. Until then every read goes to the store, so the settlement's own
+/// compare-and-swap reads always see the current version.
+struct ReadBack<'a, S: ?Sized> {
+    store: &'a S,
+    written: std::cell::RefCell<Vec<(String, Vec<u8>)>>,
+    serving: std::cell::Cell<bool>,
+}
+
+impl<'a, S: SharedStore + ?Sized> ReadBack<'a, S> {
+    fn new(store: &'a S) -> Self {
+        Self { store, written: std::cell::RefCell::default(), serving: std::cell::Cell::new(false) }
+    }
+
+    fn serve_written(&self) {
+        self.serving.set(true);
+    }
+}
+
+impl<S: SharedStore + ?Sized> SharedStore for ReadBack<'_, S> {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, crate::host::Cas)>, crate::host::HostError> {
+        if self.serving.get() {
+            if let Ok(written) = self.written.try_borrow() {
+                if let Some((_, value)) = written.iter().rev().find(|(k, _)| k == key) {
+                    // No CAS token: this copy is for reading only.
+                    return Ok(Some((value.clone(), 0)));
+                }
+            }
+        }
+        self.store.get(key)
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<crate::host::Cas>) -> Result<(), crate::host::HostError> {
+        self.store.set(key, value, cas)?;
+        if let Ok(mut written) = self.written.try_borrow_mut() {
+            written.push((key.to_string(), value.to_vec()));
+        }
+        Ok(())
     }
 }
 

@@ -388,6 +388,13 @@ impl Exchange {
         }
     }
 
+    /// Whether [`Exchange::on_response_body_at`] still needs the time: only until the first
+    /// token is seen. The shell reads the clock per body chunk only while this holds, which
+    /// saves a host call on every later event of a stream.
+    pub fn wants_body_time(&self) -> bool {
+        self.first_token_unix_millis.is_none() && self.record.is_none()
+    }
+
     /// Scans a response body chunk, without timing (no time to first token).
     pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool) {
         if self.record.is_some() {
@@ -530,6 +537,53 @@ pub fn is_openai_family(provider: Provider) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
+
+    struct Head;
+
+    impl RequestHead for Head {
+        fn header(&self, name: &str) -> Option<String> {
+            match name {
+                ":path" => Some("/v1/messages".into()),
+                ":authority" => Some("api.anthropic.com".into()),
+                _ => None,
+            }
+        }
+    }
+
+    /// Feeds the Anthropic fixture stream one event per callback, the way the shell does:
+    /// timed only while `wants_body_time` holds (`all_timed`: every event timed).
+    fn stream_record(all_timed: bool) -> (Record, u32) {
+        let stream = include_str!("../tests/fixtures/anthropic/stream-basic.sse");
+        let (mut ex, _) = Exchange::begin(&Config::default(), &Head).unwrap();
+        ex.set_start_time(1_000);
+        ex.on_request_body(br#"{"model":"claude-haiku-4-5","max_tokens":100,"stream":true}"#, true);
+        let sse = |name: &str| (name == "content-type").then(|| "text/event-stream".to_string());
+        ex.on_response_headers_at(Some(200), &sse, 1_005);
+        let events: Vec<&str> = stream.split_inclusive("\n\n").collect();
+        let mut clock_reads = 0;
+        for (i, event) in events.iter().enumerate() {
+            let end = i + 1 == events.len();
+            if all_timed || ex.wants_body_time() {
+                clock_reads += 1;
+                ex.on_response_body_at(event.as_bytes(), end, 1_010 + 10 * i as u64);
+            } else {
+                ex.on_response_body(event.as_bytes(), end);
+            }
+        }
+        (ex.finish(2_000), clock_reads)
+    }
+
+    #[test]
+    fn the_body_clock_is_read_only_until_the_first_token() {
+        let (all, reads_all) = stream_record(true);
+        let (lazy, reads_lazy) = stream_record(false);
+        // The fixture's first text arrives in its third event (message_start and an empty
+        // content_block_start come first): three clock reads instead of one per event.
+        assert_eq!(reads_lazy, 3);
+        assert!(reads_all > 3);
+        assert_eq!(lazy.time_to_first_token_ms, Some(30));
+        assert_eq!(lazy, all);
+    }
 
     #[test]
     fn azure_deployments_are_read_from_the_path() {

@@ -26,12 +26,24 @@ async def handle(reader, writer, events):
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
+            length, chunked = 0, False
             for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
+                low = line.lower()
+                if low.startswith(b"content-length:"):
                     length = int(line.split(b":", 1)[1])
+                elif low.startswith(b"transfer-encoding:") and b"chunked" in low:
+                    chunked = True
             if length:
                 await reader.readexactly(length)
+            elif chunked:
+                # A filter that rewrites the request body sends it chunked; read it all, or its
+                # bytes would be taken for the next request on this keep-alive connection.
+                while True:
+                    size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                    if size == 0:
+                        await reader.readuntil(b"\r\n")  # no trailers are sent
+                        break
+                    await reader.readexactly(size + 2)
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                          b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n")
             await writer.drain()

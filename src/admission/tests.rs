@@ -482,3 +482,58 @@ fn the_estimate_takes_choices_and_output_caps_from_the_request_facts() {
     let body = br#"{"model":"text-embedding-3-small","input":"hi","max_tokens":9}"#;
     assert_eq!(reserved_for(&c, "t", embeddings, body, true), (prompt(body), false));
 }
+
+/// Counts the reads that reach the store.
+struct CountingStore {
+    inner: FakeStore,
+    gets: std::cell::Cell<u32>,
+}
+
+impl SharedStore for CountingStore {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, crate::host::Cas)>, crate::host::HostError> {
+        self.gets.set(self.gets.get() + 1);
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], cas: Option<crate::host::Cas>) -> Result<(), crate::host::HostError> {
+        self.inner.set(key, value, cas)
+    }
+}
+
+#[test]
+fn the_utilisation_gauge_after_settling_reads_what_the_settlement_wrote_without_a_store_read() {
+    let c = config(r#"{"budgets":[{"id":"acme-tok","match":{"customer":"acme"},"limit_tokens":100,"window":"day","output_cap":10}]}"#);
+    let store = CountingStore { inner: FakeStore::default(), gets: std::cell::Cell::new(0) };
+    let body = br#"{"model":"gpt-4o","messages":[]}"#;
+    let f = facts(body);
+    let w = who("acme");
+    let input = Input {
+        config: &c,
+        budgets: &c.budget.budgets,
+        route: CHAT,
+        who: &w,
+        facts: Some(&f),
+        body: Some(body),
+        body_bytes: body.len() as u64,
+        deployment_model: None,
+    };
+    let ticket = match decide(&store, &input, NOW).verdict {
+        Verdict::Forward(f) => f.ticket.unwrap(),
+        Verdict::Reject { decision, .. } => panic!("rejected: {decision:?}"),
+    };
+    // A conflict makes the settlement read twice; the gauge must still not read again.
+    store.inner.inject_cas_conflicts.set(1);
+    store.gets.set(0);
+    let s = ticket.settle(&store, &c.budget, &c.budget.budgets, &record(200, Some((20, 40))), NOW);
+    assert!(s.report.errors.is_empty(), "{:?}", s.report.errors);
+    assert_eq!(store.gets.get(), 2, "the settlement's two CAS reads, none for the gauge");
+    // 60 of 100 tokens: what a fresh read of the store gives.
+    assert_eq!(counters(&store.inner, &c, "acme-tok", "acme").spent_tokens, 60);
+    assert_eq!(
+        s.metrics,
+        vec![MetricUpdate {
+            kind: MetricKind::Gauge,
+            name: "budget=.=acme-tok;.;tokenmeter_budget_utilization_ratio_permille".into(),
+            delta: 600,
+        }]
+    );
+}

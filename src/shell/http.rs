@@ -19,7 +19,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
 use super::adapter;
-use super::host::{HostClock, HostSharedStore};
+use super::host::{header_pairs, HeaderPairs, HostClock, HostSharedStore};
 use super::log;
 use super::root::Shared;
 use crate::admission::{self, Ticket, Verdict};
@@ -59,14 +59,32 @@ fn header_value(context_id: u32, map: MapType, name: &str) -> Option<String> {
     }
 }
 
-/// The request head as the core sees it: lazily read from the host.
+/// The request head as the core sees it: every header read from the host in one call when the
+/// request arrives (see [`header_pairs`]), then looked up in memory. Values that are not UTF-8
+/// are read lossily, as single reads were.
 struct HostRequestHead {
     context_id: u32,
+    headers: HeaderPairs,
+}
+
+impl HostRequestHead {
+    fn read(context_id: u32) -> Self {
+        let headers = header_pairs(MapType::HttpRequestHeaders).unwrap_or_else(|error| {
+            log(LogLevel::Warn, context_id, &format!("cannot read the request headers: {error}"));
+            Vec::new()
+        });
+        Self { context_id, headers }
+    }
 }
 
 impl RequestHead for HostRequestHead {
     fn header(&self, name: &str) -> Option<String> {
-        header_value(self.context_id, MapType::HttpRequestHeaders, name)
+        // Header names are case-insensitive; Envoy keeps them lower-case, configured names
+        // may not be. The first of repeated headers wins, as with the host's single read.
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         // Absent metadata is the normal case (no JWT, no peer): only host failures are logged.
@@ -388,9 +406,7 @@ impl HttpContext for Http {
         let Some(shared) = self.shared.clone() else {
             return Action::Continue;
         };
-        let head = HostRequestHead {
-            context_id: self.context_id,
-        };
+        let head = HostRequestHead::read(self.context_id);
         match Exchange::begin(&shared.config, &head) {
             Some((mut exchange, edits)) => {
                 self.apply_edits(&edits);
@@ -536,7 +552,7 @@ impl HttpContext for Http {
             return Action::Continue;
         }
         let chunk = self.read_body(BufferType::HttpResponseBody, body_size);
-        let now = self.now();
+        let now = if self.exchange.as_ref().is_some_and(Exchange::wants_body_time) { self.now() } else { None };
         let mut replacement = None;
         if let Some(exchange) = self.exchange.as_mut() {
             match now {
