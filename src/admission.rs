@@ -50,6 +50,10 @@ pub fn cap_dialect(route: Route) -> Option<CapDialect> {
         Api::OpenAiCompletions => Some(CapDialect::OpenAiCompletions),
         Api::OpenAiResponses => Some(CapDialect::OpenAiResponses),
         Api::AnthropicMessages => Some(CapDialect::AnthropicMessages),
+        Api::GeminiGenerateContent => Some(CapDialect::Gemini),
+        Api::BedrockConverse => Some(CapDialect::BedrockConverse),
+        // InvokeModel bodies are each model family's own format; Cohere and Ollama caps are
+        // not written (the estimate still reads their fields).
         _ => None,
     }
 }
@@ -59,6 +63,8 @@ pub fn cap_dialect(route: Route) -> Option<CapDialect> {
 pub fn error_dialect(route: Route) -> ErrorDialect {
     match route.api {
         Api::AnthropicMessages => ErrorDialect::Anthropic,
+        Api::GeminiGenerateContent => ErrorDialect::Gemini,
+        Api::BedrockConverse | Api::BedrockInvoke => ErrorDialect::Bedrock,
         _ => ErrorDialect::OpenAi,
     }
 }

@@ -537,3 +537,72 @@ fn the_utilisation_gauge_after_settling_reads_what_the_settlement_wrote_without_
         }]
     );
 }
+
+/// The verdict on `body` sent on `route`, with the facts the route's own request scanner read.
+fn decide_on(c: &Config, route: Route, body: &[u8]) -> Verdict {
+    let store = FakeStore::default();
+    let mut scanner = crate::providers::RequestScanner::new(route.api);
+    scanner.feed(body);
+    let f = scanner.finish();
+    let w = who("x");
+    decide(
+        &store,
+        &Input {
+            config: c,
+            budgets: &c.budget.budgets,
+            route,
+            who: &w,
+            facts: Some(&f),
+            body: Some(body),
+            body_bytes: body.len() as u64,
+            deployment_model: None,
+        },
+        NOW,
+    )
+    .verdict
+}
+
+#[test]
+fn gemini_and_bedrock_get_their_own_caps_and_429_shapes() {
+    let gemini = Route {
+        provider: Provider::GcpGemini,
+        operation: Operation::Chat,
+        api: Api::GeminiGenerateContent,
+    };
+    let converse = Route {
+        provider: Provider::AwsBedrock,
+        operation: Operation::Chat,
+        api: Api::BedrockConverse,
+    };
+    let invoke = Route {
+        api: Api::BedrockInvoke,
+        ..converse
+    };
+    // The cap is written in each API's own field.
+    let c = config(r#"{"budgets":[{"id":"t","limit_tokens":100000,"window":"day","output_cap":100}]}"#);
+    let Verdict::Forward(f) = decide_on(&c, gemini, br#"{"contents":[],"generationConfig":{"maxOutputTokens":5000}}"#) else {
+        panic!("rejected")
+    };
+    assert_eq!(body_json(&f)["generationConfig"]["maxOutputTokens"], 100);
+    let Verdict::Forward(f) = decide_on(&c, converse, br#"{"messages":[]}"#) else {
+        panic!("rejected")
+    };
+    assert_eq!(body_json(&f)["inferenceConfig"]["maxTokens"], 100);
+    // Rejections speak each SDK's own rate-limit shape.
+    let c = config(r#"{"budgets":[{"id":"t","limit_tokens":10,"window":"day"}]}"#);
+    let big = br#"{"contents":[],"generationConfig":{"maxOutputTokens":5000}}"#;
+    let Verdict::Reject { rejection, .. } = decide_on(&c, gemini, big) else {
+        panic!("allowed")
+    };
+    let v: serde_json::Value = serde_json::from_slice(&rejection.body).unwrap();
+    assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+    for route in [converse, invoke] {
+        let Verdict::Reject { rejection, .. } = decide_on(&c, route, br#"{"messages":[],"max_tokens":5000}"#) else {
+            panic!("allowed")
+        };
+        assert!(rejection
+            .headers
+            .iter()
+            .any(|(k, v)| k == "x-amzn-errortype" && v == "ThrottlingException"));
+    }
+}
