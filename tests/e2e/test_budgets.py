@@ -315,18 +315,21 @@ def test_every_choice_and_the_gemini_output_field_are_reserved(benv, mock, tag):
     assert status == 200
     seen = mock.last_request()["body"]
     assert (seen["n"], seen["max_completion_tokens"]) == (2, 100)
-    # Gemini carries no written cap: its own generationConfig bounds the reservation (the
-    # route used to reserve no output at all). 615 tokens are left after the chat settled
-    # (8 + 377 reported).
+    # Gemini gets the cap in its own field, and its candidates multiply the reservation.
+    # 615 tokens are left after the chat settled (8 + 377 reported).
     gemini = "/v1beta/models/gemini-2.5-pro:generateContent"
     contents = [{"role": "user", "parts": [{"text": "Hello"}]}]
     status, _, _ = post(benv, gemini, {"contents": contents,
                                        "generationConfig": {"maxOutputTokens": 700}}, headers)
-    assert status == 429
-    status, _, _ = post(benv, gemini, {"contents": contents,
-                                       "generationConfig": {"maxOutputTokens": 200,
-                                                            "candidateCount": 4}}, headers)
-    assert status == 429, "4 candidates x 200 tokens cannot fit 615"
+    assert status == 200, "700 is capped to 100 on the way up"
+    assert mock.last_request()["body"]["generationConfig"]["maxOutputTokens"] == 100
+    # 601 left (8 + 6 reported): 8 candidates x 100 tokens cannot fit, and the 429 is
+    # Gemini's own shape, so Google's SDKs raise their quota error.
+    status, _, body = post(benv, gemini, {"contents": contents,
+                                          "generationConfig": {"maxOutputTokens": 200,
+                                                               "candidateCount": 8}}, headers)
+    assert status == 429, "8 candidates x 100 tokens cannot fit 601"
+    assert json.loads(body)["error"]["status"] == "RESOURCE_EXHAUSTED"
     status, _, _ = post(benv, gemini, {"contents": contents,
                                        "generationConfig": {"maxOutputTokens": 64}}, headers)
     assert status == 200
