@@ -7,10 +7,12 @@
 //! mistake must fail the load loudly (the shipped configs use `FAIL_RELOAD`) instead of
 //! silently metering with defaults.
 //!
-//! Parsing is two-layered on purpose: serde derives (with `deny_unknown_fields`) fix the shape
-//! of each object, with every field held as a raw `serde_json::Value`; small typed readers
-//! then convert each field knowing its path. serde alone reports *what* is wrong but not
-//! *where*, and the field path is what an operator needs.
+//! Parsing is two-layered on purpose: [`fields`] fixes the shape of each object (its known
+//! keys, every value held as a raw `serde_json::Value`, unknown keys rejected); small typed
+//! readers then convert each field knowing its path. serde alone reports *what* is wrong but
+//! not *where*, and the field path is what an operator needs. The `prices` section is the
+//! exception: it is deserialized into `pricing::PriceOverrides`, whose errors are mapped back
+//! to field paths here.
 //!
 //! The [`Config`] also owns the [`PriceTable`], built once here so that no request pays for it.
 
@@ -274,105 +276,39 @@ impl Default for Config {
     }
 }
 
-// The raw shapes. Every field stays a `Value` so that the typed readers below can name the
-// path; `deny_unknown_fields` rejects misspelt keys at every level.
+// The accepted keys of each object, in the order `fields` returns their values. Objects are
+// walked by hand rather than through serde derives (`deny_unknown_fields` on structs of raw
+// `Value`s): each derive instantiated serde's whole map visitor once per struct, about 25 KB of
+// the module for code that runs once per configuration load.
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    attribution: Option<Value>,
-    #[serde(default)]
-    prices: Option<Value>,
-    #[serde(default)]
-    azure_deployments: Option<Value>,
-    #[serde(default)]
-    routes: Option<Value>,
-    #[serde(default)]
-    max_decompressed_bytes: Option<Value>,
-    #[serde(default)]
-    strip_accept_encoding: Option<Value>,
-    #[serde(default)]
-    metrics: Option<Value>,
-    #[serde(default)]
-    retry_headers: Option<Value>,
-    budget: Option<Value>,
-    #[serde(default)]
-    max_request_body_bytes: Option<Value>,
-    #[serde(default)]
-    inject_stream_usage: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawAttribution {
-    #[serde(default)]
-    feature_header: Option<Value>,
-    #[serde(default)]
-    customer_header: Option<Value>,
-    #[serde(default)]
-    user_header: Option<Value>,
-    #[serde(default)]
-    default_value: Option<Value>,
-    #[serde(default)]
-    feature_from: Option<Value>,
-    #[serde(default)]
-    customer_from: Option<Value>,
-    #[serde(default)]
-    user_from: Option<Value>,
-    #[serde(default)]
-    strip_headers: Option<Value>,
-    #[serde(default)]
-    api_key_salt: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    #[serde(default)]
-    header: Option<Value>,
-    #[serde(default)]
-    jwt_claim: Option<Value>,
-    #[serde(default)]
-    payload_in_metadata: Option<Value>,
-    #[serde(default)]
-    metadata: Option<Value>,
-    #[serde(default)]
-    property: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawMetrics {
-    #[serde(default)]
-    max_label_values: Option<Value>,
-    #[serde(default)]
-    user_label: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawRetryHeader {
-    #[serde(default)]
-    header: Option<Value>,
-    #[serde(default)]
-    min_value: Option<Value>,
-    #[serde(default)]
-    source: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawRoute {
-    #[serde(default)]
-    path_prefix: Option<Value>,
-    #[serde(default)]
-    authority: Option<Value>,
-    #[serde(default)]
-    provider: Option<Value>,
-    #[serde(default)]
-    api: Option<Value>,
-}
+const CONFIG_FIELDS: [&str; 11] = [
+    "attribution",
+    "prices",
+    "azure_deployments",
+    "routes",
+    "max_decompressed_bytes",
+    "strip_accept_encoding",
+    "metrics",
+    "retry_headers",
+    "budget",
+    "max_request_body_bytes",
+    "inject_stream_usage",
+];
+const ATTRIBUTION_FIELDS: [&str; 9] = [
+    "feature_header",
+    "customer_header",
+    "user_header",
+    "default_value",
+    "feature_from",
+    "customer_from",
+    "user_from",
+    "strip_headers",
+    "api_key_salt",
+];
+const SOURCE_FIELDS: [&str; 5] = ["header", "jwt_claim", "payload_in_metadata", "metadata", "property"];
+const METRICS_FIELDS: [&str; 2] = ["max_label_values", "user_label"];
+const RETRY_HEADER_FIELDS: [&str; 3] = ["header", "min_value", "source"];
+const ROUTE_FIELDS: [&str; 4] = ["path_prefix", "authority", "provider", "api"];
 
 impl Config {
     /// Parses and validates the plugin configuration.
@@ -382,33 +318,34 @@ impl Config {
         }
         let value: Value =
             serde_json::from_slice(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        let raw: RawConfig = object(value, "")?;
+        let [attribution_v, prices, azure_deployments, routes_v, max_decompressed_bytes, strip_accept_encoding, metrics, retry_headers_v, budget_v, max_request_body_bytes, inject_stream_usage] =
+            fields(value, "", &CONFIG_FIELDS)?;
         let mut config = Config::default();
-        if let Some(v) = raw.attribution {
+        if let Some(v) = attribution_v {
             config.attribution = attribution(v)?;
         }
-        if let Some(v) = raw.prices {
+        if let Some(v) = prices {
             config.prices = match v {
                 Value::Object(map) => map,
                 other => return Err(type_error("prices", "an object", &other)),
             };
             config.price_table = Arc::new(price_table(&config.prices)?);
         }
-        if let Some(v) = raw.azure_deployments {
+        if let Some(v) = azure_deployments {
             config.azure_deployments = deployments(v)?;
         }
-        if let Some(v) = raw.routes {
+        if let Some(v) = routes_v {
             config.routes = routes(v)?;
         }
-        if let Some(v) = raw.max_decompressed_bytes {
+        if let Some(v) = max_decompressed_bytes {
             config.max_decompressed_bytes = positive(v, "max_decompressed_bytes")?;
         }
-        if let Some(v) = raw.strip_accept_encoding {
+        if let Some(v) = strip_accept_encoding {
             config.strip_accept_encoding = boolean(v, "strip_accept_encoding")?;
         }
-        if let Some(v) = raw.metrics {
-            let m: RawMetrics = object(v, "metrics")?;
-            if let Some(v) = m.max_label_values {
+        if let Some(v) = metrics {
+            let [max_label_values, user_label] = fields(v, "metrics", &METRICS_FIELDS)?;
+            if let Some(v) = max_label_values {
                 let n = positive(v, "metrics.max_label_values")?;
                 if n > MAX_MAX_LABEL_VALUES {
                     return Err(ConfigError::field(
@@ -418,20 +355,20 @@ impl Config {
                 }
                 config.metrics.max_label_values = n;
             }
-            if let Some(v) = m.user_label {
+            if let Some(v) = user_label {
                 config.metrics.user_label = boolean(v, "metrics.user_label")?;
             }
         }
-        if let Some(v) = raw.retry_headers {
+        if let Some(v) = retry_headers_v {
             config.retry_rules.extend(retry_headers(v)?);
         }
-        if let Some(v) = raw.budget {
+        if let Some(v) = budget_v {
             config.budget = budget(&v)?;
         }
-        if let Some(v) = raw.max_request_body_bytes {
+        if let Some(v) = max_request_body_bytes {
             config.max_request_body_bytes = positive(v, "max_request_body_bytes")?;
         }
-        if let Some(v) = raw.inject_stream_usage {
+        if let Some(v) = inject_stream_usage {
             config.inject_stream_usage = boolean(v, "inject_stream_usage")?;
         }
         Ok(config)
@@ -503,6 +440,38 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// The values of an object's keys, in the order of `names`; `null` counts as absent. The
+/// errors are a non-object or an unknown key, worded as serde's `deny_unknown_fields` words
+/// them (the `prices` section still goes through serde, and both must read alike).
+fn fields<const N: usize>(v: Value, path: &str, names: &[&str; N]) -> Result<[Option<Value>; N], ConfigError> {
+    let mut out = [const { None }; N];
+    take_fields(v, path, names, &mut out)?;
+    Ok(out)
+}
+
+/// The non-generic body of [`fields`], so that each object shape costs a call, not a copy.
+fn take_fields(v: Value, path: &str, names: &[&str], out: &mut [Option<Value>]) -> Result<(), ConfigError> {
+    let Value::Object(map) = v else {
+        let shown = if path.is_empty() { "configuration" } else { path };
+        return Err(type_error(shown, "an object", &v));
+    };
+    for (key, value) in map {
+        let Some(slot) = names.iter().position(|n| *n == key).and_then(|i| out.get_mut(i)) else {
+            let expected = match names {
+                [] => "there are no fields".to_string(),
+                [one] => format!("expected `{one}`"),
+                [a, b] => format!("expected `{a}` or `{b}`"),
+                _ => format!("expected one of `{}`", names.join("`, `")),
+            };
+            return Err(ConfigError::field(join(path, &key), format!("unknown field `{key}`, {expected}")));
+        };
+        if !value.is_null() {
+            *slot = Some(value);
+        }
+    }
+    Ok(())
+}
+
 /// Deserializes an object shape; the only errors left are a non-object or an unknown key.
 fn object<T: for<'de> Deserialize<'de>>(v: Value, path: &str) -> Result<T, ConfigError> {
     let Value::Object(map) = v else {
@@ -558,19 +527,20 @@ fn header_name(v: Value, path: &str) -> Result<String, ConfigError> {
 }
 
 fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
-    let raw: RawAttribution = object(v, "attribution")?;
-    let header_given = [raw.feature_header.is_some(), raw.customer_header.is_some(), raw.user_header.is_some()];
+    let [feature_header, customer_header, user_header, default_value, feature_from, customer_from, user_from, strip_headers, api_key_salt] =
+        fields(v, "attribution", &ATTRIBUTION_FIELDS)?;
+    let header_given = [feature_header.is_some(), customer_header.is_some(), user_header.is_some()];
     let mut out = AttributionConfig::default();
-    if let Some(v) = raw.feature_header {
+    if let Some(v) = feature_header {
         out.feature_header = header_name(v, "attribution.feature_header")?;
     }
-    if let Some(v) = raw.customer_header {
+    if let Some(v) = customer_header {
         out.customer_header = header_name(v, "attribution.customer_header")?;
     }
-    if let Some(v) = raw.user_header {
+    if let Some(v) = user_header {
         out.user_header = header_name(v, "attribution.user_header")?;
     }
-    if let Some(v) = raw.default_value {
+    if let Some(v) = default_value {
         let path = "attribution.default_value";
         let value = string(v, path)?;
         if value.is_empty() {
@@ -585,7 +555,7 @@ fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
         }
         out.default_value = value;
     }
-    let lists = [("feature", raw.feature_from), ("customer", raw.customer_from), ("user", raw.user_from)];
+    let lists = [("feature", feature_from), ("customer", customer_from), ("user", user_from)];
     for ((dimension, list), header_given) in lists.into_iter().zip(header_given) {
         let Some(v) = list else { continue };
         let path = format!("attribution.{dimension}_from");
@@ -602,10 +572,10 @@ fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
             _ => out.user_from = sources,
         }
     }
-    if let Some(v) = raw.strip_headers {
+    if let Some(v) = strip_headers {
         out.strip_headers = boolean(v, "attribution.strip_headers")?;
     }
-    if let Some(v) = raw.api_key_salt {
+    if let Some(v) = api_key_salt {
         let path = "attribution.api_key_salt";
         let salt = string(v, path)?;
         // A short salt makes the key id a plain hash that can be matched against guessed keys.
@@ -630,16 +600,16 @@ fn retry_headers(v: Value) -> Result<Vec<RetryRule>, ConfigError> {
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let base = format!("retry_headers[{i}]");
-        let raw: RawRetryHeader = object(item, &base)?;
-        let header = match raw.header {
+        let [header, min_value, source] = fields(item, &base, &RETRY_HEADER_FIELDS)?;
+        let header = match header {
             Some(v) => header_name(v, &format!("{base}.header"))?,
             None => return Err(ConfigError::field(format!("{base}.header"), "is required")),
         };
-        let min_value = match raw.min_value {
+        let min_value = match min_value {
             Some(v) => positive(v, &format!("{base}.min_value"))?,
             None => 1,
         };
-        let source = match raw.source {
+        let source = match source {
             Some(v) => {
                 let field = format!("{base}.source");
                 let name = string(v, &field)?;
@@ -670,24 +640,24 @@ fn identity_sources(v: Value, path: &str) -> Result<Vec<IdentitySource>, ConfigE
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let path = format!("{path}[{i}]");
-        let raw: RawSource = object(item, &path)?;
-        let kinds = [raw.header.is_some(), raw.jwt_claim.is_some(), raw.metadata.is_some(), raw.property.is_some()];
+        let [header, jwt_claim, payload_in_metadata, metadata, property] = fields(item, &path, &SOURCE_FIELDS)?;
+        let kinds = [header.is_some(), jwt_claim.is_some(), metadata.is_some(), property.is_some()];
         if kinds.iter().filter(|k| **k).count() != 1 {
             return Err(ConfigError::field(
                 path,
                 "needs exactly one of `header`, `jwt_claim`, `metadata`, `property`",
             ));
         }
-        if raw.payload_in_metadata.is_some() && raw.jwt_claim.is_none() {
+        if payload_in_metadata.is_some() && jwt_claim.is_none() {
             return Err(ConfigError::field(
                 format!("{path}.payload_in_metadata"),
                 "only applies to a `jwt_claim` source",
             ));
         }
-        let source = if let Some(v) = raw.header {
+        let source = if let Some(v) = header {
             IdentitySource::Header(header_name(v, &format!("{path}.header"))?)
-        } else if let Some(v) = raw.jwt_claim {
-            let payload_key = match raw.payload_in_metadata {
+        } else if let Some(v) = jwt_claim {
+            let payload_key = match payload_in_metadata {
                 Some(v) => non_empty_string(v, &format!("{path}.payload_in_metadata"))?,
                 None => DEFAULT_JWT_PAYLOAD_KEY.to_string(),
             };
@@ -699,7 +669,7 @@ fn identity_sources(v: Value, path: &str) -> Result<Vec<IdentitySource>, ConfigE
             ];
             segments.extend(string_path(v, &format!("{path}.jwt_claim"))?);
             IdentitySource::Property(segments)
-        } else if let Some(v) = raw.metadata {
+        } else if let Some(v) = metadata {
             let mut segments = vec!["metadata".to_string(), "filter_metadata".to_string()];
             let rest = string_path(v, &format!("{path}.metadata"))?;
             if rest.len() < 2 {
@@ -710,7 +680,7 @@ fn identity_sources(v: Value, path: &str) -> Result<Vec<IdentitySource>, ConfigE
             }
             segments.extend(rest);
             IdentitySource::Property(segments)
-        } else if let Some(v) = raw.property {
+        } else if let Some(v) = property {
             IdentitySource::Property(string_path(v, &format!("{path}.property"))?)
         } else {
             return Err(ConfigError::field(path, "needs a source kind"));
@@ -769,16 +739,16 @@ fn routes(v: Value) -> Result<Vec<RouteOverride>, ConfigError> {
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let base = format!("routes[{i}]");
-        let raw: RawRoute = object(item, &base)?;
+        let [path_prefix, authority, provider, api] = fields(item, &base, &ROUTE_FIELDS)?;
         let path_field = format!("{base}.path_prefix");
-        let path_prefix = match raw.path_prefix {
+        let path_prefix = match path_prefix {
             Some(v) => string(v, &path_field)?,
             None => return Err(ConfigError::field(path_field, "is required")),
         };
         if !path_prefix.starts_with('/') {
             return Err(ConfigError::field(path_field, "must start with `/`"));
         }
-        let authority = match raw.authority {
+        let authority = match authority {
             Some(v) => {
                 let field = format!("{base}.authority");
                 let host = string(v, &field)?;
@@ -789,7 +759,7 @@ fn routes(v: Value) -> Result<Vec<RouteOverride>, ConfigError> {
             }
             None => None,
         };
-        let provider = match raw.provider {
+        let provider = match provider {
             Some(v) => {
                 let field = format!("{base}.provider");
                 let name = string(v, &field)?;
@@ -807,7 +777,7 @@ fn routes(v: Value) -> Result<Vec<RouteOverride>, ConfigError> {
             }
             None => None,
         };
-        let api = match raw.api {
+        let api = match api {
             Some(v) => {
                 let field = format!("{base}.api");
                 let name = string(v, &field)?;
@@ -876,6 +846,17 @@ mod tests {
         assert!(e.to_string().contains("unknown field"), "{e}");
         assert_eq!(err(r#"{"attribution": {"team_header": "x"}}"#).path(), Some("attribution.team_header"));
         assert_eq!(err(r#"{"metrics": {"max": 3}}"#).path(), Some("metrics.max"));
+        // Worded as serde's `deny_unknown_fields`, which the `prices` section still uses.
+        assert_eq!(
+            err(r#"{"metrics": {"max": 3}}"#).to_string(),
+            "metrics.max: unknown field `max`, expected `max_label_values` or `user_label`"
+        );
+        assert_eq!(
+            err(r#"{"routes": [{"path": "/"}]}"#).to_string(),
+            "routes[0].path: unknown field `path`, expected one of `path_prefix`, `authority`, `provider`, `api`"
+        );
+        // `null` means "not given", as it did for serde's `Option` fields.
+        assert_eq!(Config::from_json(br#"{"metrics": null}"#).unwrap().metrics, MetricsConfig::default());
         assert_eq!(
             err(r#"{"routes": [{"path_prefix": "/a", "api": "anthropic.messages", "x": 1}]}"#).path(),
             Some("routes[0].x")
