@@ -10,20 +10,18 @@
 //! Parsing is two-layered on purpose: [`fields`] fixes the shape of each object (its known
 //! keys, every value held as a raw `serde_json::Value`, unknown keys rejected); small typed
 //! readers then convert each field knowing its path. serde alone reports *what* is wrong but
-//! not *where*, and the field path is what an operator needs. The `prices` section is the
-//! exception: it is deserialized into `pricing::PriceOverrides`, whose errors are mapped back
-//! to field paths here.
+//! not *where*, and the field path is what an operator needs. The `prices` section is read
+//! the same way by `pricing::PriceOverrides::from_map`, whose errors carry their paths.
 //!
 //! The [`Config`] also owns the [`PriceTable`], built once here so that no request pays for it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::pricing::PriceTable;
+use crate::pricing::{json_kind, unknown_field_message, PriceTable};
 use crate::providers::{Api, Operation, Provider, Route};
 use crate::retry::{RetryRule, RetrySource};
 
@@ -387,18 +385,20 @@ impl Config {
 /// Builds the price table from the `prices` section: built-in prices plus the overrides.
 fn price_table(prices: &Map<String, Value>) -> Result<PriceTable, ConfigError> {
     use crate::pricing::{PriceOverrides, PricingError};
-    let overrides: PriceOverrides = object(Value::Object(prices.clone()), "prices")?;
-    PriceTable::builtin().with_overrides(&overrides).map_err(|e| match &e {
+    let to_field = |e: PricingError| match &e {
         // The pricing error already starts with the field path.
         PricingError::InvalidPrice { field, .. }
         | PricingError::MissingField { field }
-        | PricingError::UnknownAliasTarget { field, .. } => {
+        | PricingError::UnknownAliasTarget { field, .. }
+        | PricingError::InvalidOverride { field, .. } => {
             let shown = e.to_string();
             let message = shown.strip_prefix(&format!("{field}: ")).unwrap_or(&shown).to_string();
             ConfigError::field(field.clone(), message)
         }
         PricingError::LiteLlm(_) => ConfigError::field("prices", e.to_string()),
-    })
+    };
+    let overrides = PriceOverrides::from_map(prices).map_err(to_field)?;
+    PriceTable::builtin().with_overrides(&overrides).map_err(to_field)
 }
 
 /// The `budget` section, with the budget layer's error turned into a field error (its message
@@ -417,17 +417,6 @@ fn budget(v: &Value) -> Result<crate::budget::BudgetConfig, ConfigError> {
     Ok(config)
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn type_error(path: &str, expected: &str, got: &Value) -> ConfigError {
     ConfigError::field(path, format!("expected {expected}, got {}", json_kind(got)))
 }
@@ -442,7 +431,7 @@ fn join(path: &str, key: &str) -> String {
 
 /// The values of an object's keys, in the order of `names`; `null` counts as absent. The
 /// errors are a non-object or an unknown key, worded as serde's `deny_unknown_fields` words
-/// them (the `prices` section still goes through serde, and both must read alike).
+/// them, as `pricing::PriceOverrides` does for the `prices` section.
 fn fields<const N: usize>(v: Value, path: &str, names: &[&str; N]) -> Result<[Option<Value>; N], ConfigError> {
     let mut out = [const { None }; N];
     take_fields(v, path, names, &mut out)?;
@@ -457,37 +446,13 @@ fn take_fields(v: Value, path: &str, names: &[&str], out: &mut [Option<Value>]) 
     };
     for (key, value) in map {
         let Some(slot) = names.iter().position(|n| *n == key).and_then(|i| out.get_mut(i)) else {
-            let expected = match names {
-                [] => "there are no fields".to_string(),
-                [one] => format!("expected `{one}`"),
-                [a, b] => format!("expected `{a}` or `{b}`"),
-                _ => format!("expected one of `{}`", names.join("`, `")),
-            };
-            return Err(ConfigError::field(join(path, &key), format!("unknown field `{key}`, {expected}")));
+            return Err(ConfigError::field(join(path, &key), unknown_field_message(&key, names)));
         };
         if !value.is_null() {
             *slot = Some(value);
         }
     }
     Ok(())
-}
-
-/// Deserializes an object shape; the only errors left are a non-object or an unknown key.
-fn object<T: for<'de> Deserialize<'de>>(v: Value, path: &str) -> Result<T, ConfigError> {
-    let Value::Object(map) = v else {
-        let shown = if path.is_empty() { "configuration" } else { path };
-        return Err(type_error(shown, "an object", &v));
-    };
-    // Name the unknown key itself in the path; serde's message then lists the valid ones.
-    let keys: Vec<String> = map.keys().cloned().collect();
-    serde_json::from_value(Value::Object(map)).map_err(|e| {
-        let message = e.to_string();
-        let unknown = keys.iter().find(|k| message.contains(&format!("unknown field `{k}`")));
-        match unknown {
-            Some(k) => ConfigError::field(join(path, k), message),
-            None => ConfigError::field(if path.is_empty() { "configuration" } else { path }, message),
-        }
-    })
 }
 
 fn string(v: Value, path: &str) -> Result<String, ConfigError> {
@@ -846,7 +811,7 @@ mod tests {
         assert!(e.to_string().contains("unknown field"), "{e}");
         assert_eq!(err(r#"{"attribution": {"team_header": "x"}}"#).path(), Some("attribution.team_header"));
         assert_eq!(err(r#"{"metrics": {"max": 3}}"#).path(), Some("metrics.max"));
-        // Worded as serde's `deny_unknown_fields`, which the `prices` section still uses.
+        // Worded as serde's `deny_unknown_fields`, as the `prices` section is.
         assert_eq!(
             err(r#"{"metrics": {"max": 3}}"#).to_string(),
             "metrics.max: unknown field `max`, expected `max_label_values` or `user_label`"

@@ -33,6 +33,7 @@ use crate::usage::NormalizedUsage;
 
 pub use decimal::DecimalError;
 pub use overrides::{ModelOverride, PriceOverrides, RateOverride, DecimalPrice};
+pub(crate) use overrides::{json_kind, unknown_field_message};
 
 /// Errors of the pricing layer: a configured or imported price that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,9 @@ pub enum PricingError {
     /// `input` / `output`, a new tier card, a long-context card without a threshold).
     #[error("{field}: required: the price table has no value to keep")]
     MissingField { field: String },
+    /// The `prices` section has an unknown key or a value of the wrong JSON type.
+    #[error("{field}: {message}")]
+    InvalidOverride { field: String, message: String },
     /// An alias points at a name the table cannot resolve.
     #[error("{field}: alias target {target:?} is not a priced model")]
     UnknownAliasTarget { field: String, target: String },
