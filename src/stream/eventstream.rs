@@ -19,7 +19,6 @@
 //! [`FrameError`] is also the error type of the NDJSON and JSON-array framers next door, so
 //! the stream layer has one error enum for its binary and text framers.
 
-use std::borrow::Cow;
 
 /// Bytes in the prelude: total length, headers length, prelude CRC.
 pub const PRELUDE_LEN: u32 = 12;
@@ -569,20 +568,18 @@ pub fn decode_base64_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), FrameEr
     Ok(())
 }
 
-#[derive(serde::Deserialize)]
-struct InvokeChunk<'a> {
-    #[serde(borrow)]
-    bytes: Cow<'a, str>,
-}
-
 /// Unwraps an `InvokeModelWithResponseStream` `chunk` payload, `{"bytes":"<base64>"}` (other
 /// members such as the `p` padding are ignored), into the provider's event JSON. `out` is
 /// cleared first so one buffer can be reused across chunks; it grows to at most 3/4 of the
 /// payload, itself bounded by the frame cap.
+///
+/// Read through `serde_json::Value`, whose parser the module has anyway: a derived struct
+/// instantiated a second serde_json reader (about 8 KB of the module) for one string field.
 pub fn decode_invoke_chunk(payload: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
     out.clear();
-    let chunk: InvokeChunk<'_> = serde_json::from_slice(payload).map_err(|_| FrameError::InvalidChunk)?;
-    decode_base64_into(chunk.bytes.as_bytes(), out)
+    let chunk: serde_json::Value = serde_json::from_slice(payload).map_err(|_| FrameError::InvalidChunk)?;
+    let bytes = chunk.get("bytes").and_then(serde_json::Value::as_str).ok_or(FrameError::InvalidChunk)?;
+    decode_base64_into(bytes.as_bytes(), out)
 }
 
 #[cfg(test)]
