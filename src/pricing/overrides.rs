@@ -43,7 +43,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::decimal::{f64_text, parse_scaled};
+use super::decimal::parse_scaled;
 use super::{LongContext, ModelPrice, ModelPricing, PriceTable, PricingError};
 
 /// A decimal number as written in configuration: a JSON string (exact) or number.
@@ -65,12 +65,8 @@ impl DecimalPrice {
     fn from_value(v: &Value) -> Self {
         let text = match v {
             Value::String(s) => s.clone(),
-            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                (Some(u), _, _) => u.to_string(),
-                (None, Some(i), _) => i.to_string(),
-                (None, None, Some(f)) => f64_text(f).as_str().to_owned(),
-                (None, None, None) => n.to_string(),
-            },
+            // Integers as written; fractions in their shortest round-trip form (`0.075`).
+            Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Array(_) => "[...]".to_owned(),
             Value::Object(_) => "{...}".to_owned(),
@@ -474,7 +470,7 @@ mod tests {
         // In name order, as the table applies them.
         assert_eq!(o.models.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         let (a, b) = (&o.models[0].1, &o.models[1].1);
-        assert_eq!(b.input, Some(DecimalPrice::new("7.5e-2")));
+        assert_eq!(b.input, Some(DecimalPrice::new("0.075")));
         assert_eq!(b.output, Some(DecimalPrice::new("1.50")));
         assert_eq!(b.cached_input, None);
         assert_eq!(b.flex.as_ref().unwrap().input, Some(DecimalPrice::new("-2")));

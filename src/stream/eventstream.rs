@@ -19,7 +19,6 @@
 //! [`FrameError`] is also the error type of the NDJSON and JSON-array framers next door, so
 //! the stream layer has one error enum for its binary and text framers.
 
-
 /// Bytes in the prelude: total length, headers length, prelude CRC.
 pub const PRELUDE_LEN: u32 = 12;
 /// The smallest legal frame: a prelude and a message CRC, no headers, no payload.
