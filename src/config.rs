@@ -317,15 +317,15 @@ impl Config {
         let value: Value =
             serde_json::from_slice(bytes).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let [attribution_v, prices, azure_deployments, routes_v, max_decompressed_bytes, strip_accept_encoding, metrics, retry_headers_v, budget_v, max_request_body_bytes, inject_stream_usage] =
-            fields(value, "", &CONFIG_FIELDS)?;
+            fields(&value, "", &CONFIG_FIELDS)?;
         let mut config = Config::default();
         if let Some(v) = attribution_v {
             config.attribution = attribution(v)?;
         }
         if let Some(v) = prices {
             config.prices = match v {
-                Value::Object(map) => map,
-                other => return Err(type_error("prices", "an object", &other)),
+                Value::Object(map) => map.clone(),
+                other => return Err(type_error("prices", "an object", other)),
             };
             config.price_table = Arc::new(price_table(&config.prices)?);
         }
@@ -361,7 +361,7 @@ impl Config {
             config.retry_rules.extend(retry_headers(v)?);
         }
         if let Some(v) = budget_v {
-            config.budget = budget(&v)?;
+            config.budget = budget(v)?;
         }
         if let Some(v) = max_request_body_bytes {
             config.max_request_body_bytes = positive(v, "max_request_body_bytes")?;
@@ -432,21 +432,22 @@ fn join(path: &str, key: &str) -> String {
 /// The values of an object's keys, in the order of `names`; `null` counts as absent. The
 /// errors are a non-object or an unknown key, worded as serde's `deny_unknown_fields` words
 /// them, as `pricing::PriceOverrides` does for the `prices` section.
-fn fields<const N: usize>(v: Value, path: &str, names: &[&str; N]) -> Result<[Option<Value>; N], ConfigError> {
-    let mut out = [const { None }; N];
+/// The values are borrowed from the parsed document, so an error exit has nothing to drop.
+fn fields<'v, const N: usize>(v: &'v Value, path: &str, names: &[&str; N]) -> Result<[Option<&'v Value>; N], ConfigError> {
+    let mut out = [None; N];
     take_fields(v, path, names, &mut out)?;
     Ok(out)
 }
 
 /// The non-generic body of [`fields`], so that each object shape costs a call, not a copy.
-fn take_fields(v: Value, path: &str, names: &[&str], out: &mut [Option<Value>]) -> Result<(), ConfigError> {
+fn take_fields<'v>(v: &'v Value, path: &str, names: &[&str], out: &mut [Option<&'v Value>]) -> Result<(), ConfigError> {
     let Value::Object(map) = v else {
         let shown = if path.is_empty() { "configuration" } else { path };
-        return Err(type_error(shown, "an object", &v));
+        return Err(type_error(shown, "an object", v));
     };
     for (key, value) in map {
-        let Some(slot) = names.iter().position(|n| *n == key).and_then(|i| out.get_mut(i)) else {
-            return Err(ConfigError::field(join(path, &key), unknown_field_message(&key, names)));
+        let Some(slot) = names.iter().position(|n| n == key).and_then(|i| out.get_mut(i)) else {
+            return Err(ConfigError::field(join(path, key), unknown_field_message(key, names)));
         };
         if !value.is_null() {
             *slot = Some(value);
@@ -455,31 +456,31 @@ fn take_fields(v: Value, path: &str, names: &[&str], out: &mut [Option<Value>]) 
     Ok(())
 }
 
-fn string(v: Value, path: &str) -> Result<String, ConfigError> {
+fn string(v: &Value, path: &str) -> Result<String, ConfigError> {
     match v {
-        Value::String(s) => Ok(s),
-        other => Err(type_error(path, "a string", &other)),
+        Value::String(s) => Ok(s.clone()),
+        other => Err(type_error(path, "a string", other)),
     }
 }
 
-fn boolean(v: Value, path: &str) -> Result<bool, ConfigError> {
+fn boolean(v: &Value, path: &str) -> Result<bool, ConfigError> {
     match v {
-        Value::Bool(b) => Ok(b),
-        other => Err(type_error(path, "a boolean", &other)),
+        Value::Bool(b) => Ok(*b),
+        other => Err(type_error(path, "a boolean", other)),
     }
 }
 
-fn positive(v: Value, path: &str) -> Result<u64, ConfigError> {
+fn positive(v: &Value, path: &str) -> Result<u64, ConfigError> {
     match v.as_u64() {
         Some(0) => Err(ConfigError::field(path, "must be greater than 0")),
         Some(n) => Ok(n),
-        None => Err(type_error(path, "a positive integer", &v)),
+        None => Err(type_error(path, "a positive integer", v)),
     }
 }
 
 /// An HTTP header name: RFC 9110 token characters, stored lowercase because Envoy presents
 /// header names lowercase.
-fn header_name(v: Value, path: &str) -> Result<String, ConfigError> {
+fn header_name(v: &Value, path: &str) -> Result<String, ConfigError> {
     let name = string(v, path)?;
     if name.is_empty() {
         return Err(ConfigError::field(path, "must not be empty"));
@@ -491,7 +492,7 @@ fn header_name(v: Value, path: &str) -> Result<String, ConfigError> {
     Ok(name.to_ascii_lowercase())
 }
 
-fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
+fn attribution(v: &Value) -> Result<AttributionConfig, ConfigError> {
     let [feature_header, customer_header, user_header, default_value, feature_from, customer_from, user_from, strip_headers, api_key_salt] =
         fields(v, "attribution", &ATTRIBUTION_FIELDS)?;
     let header_given = [feature_header.is_some(), customer_header.is_some(), user_header.is_some()];
@@ -555,15 +556,15 @@ fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
 /// Most `retry_headers` entries accepted: each one is a header read per request.
 pub const MAX_RETRY_HEADERS: usize = 16;
 
-fn retry_headers(v: Value) -> Result<Vec<RetryRule>, ConfigError> {
+fn retry_headers(v: &Value) -> Result<Vec<RetryRule>, ConfigError> {
     let Value::Array(items) = v else {
-        return Err(type_error("retry_headers", "an array", &v));
+        return Err(type_error("retry_headers", "an array", v));
     };
     if items.len() > MAX_RETRY_HEADERS {
         return Err(ConfigError::field("retry_headers", format!("at most {MAX_RETRY_HEADERS} entries")));
     }
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         let base = format!("retry_headers[{i}]");
         let [header, min_value, source] = fields(item, &base, &RETRY_HEADER_FIELDS)?;
         let header = match header {
@@ -592,9 +593,9 @@ fn retry_headers(v: Value) -> Result<Vec<RetryRule>, ConfigError> {
 
 /// A non-empty list of at most [`MAX_IDENTITY_SOURCES`] sources, each an object with exactly
 /// one of `header`, `jwt_claim` (with optional `payload_in_metadata`), `metadata`, `property`.
-fn identity_sources(v: Value, path: &str) -> Result<Vec<IdentitySource>, ConfigError> {
+fn identity_sources(v: &Value, path: &str) -> Result<Vec<IdentitySource>, ConfigError> {
     let Value::Array(items) = v else {
-        return Err(type_error(path, "an array", &v));
+        return Err(type_error(path, "an array", v));
     };
     if items.is_empty() {
         return Err(ConfigError::field(path, "must not be empty"));
@@ -603,7 +604,7 @@ fn identity_sources(v: Value, path: &str) -> Result<Vec<IdentitySource>, ConfigE
         return Err(ConfigError::field(path, format!("at most {MAX_IDENTITY_SOURCES} sources")));
     }
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         let path = format!("{path}[{i}]");
         let [header, jwt_claim, payload_in_metadata, metadata, property] = fields(item, &path, &SOURCE_FIELDS)?;
         let kinds = [header.is_some(), jwt_claim.is_some(), metadata.is_some(), property.is_some()];
@@ -655,7 +656,7 @@ fn identity_sources(v: Value, path: &str) -> Result<Vec<IdentitySource>, ConfigE
     Ok(out)
 }
 
-fn non_empty_string(v: Value, path: &str) -> Result<String, ConfigError> {
+fn non_empty_string(v: &Value, path: &str) -> Result<String, ConfigError> {
     let s = string(v, path)?;
     if s.is_empty() {
         return Err(ConfigError::field(path, "must not be empty"));
@@ -665,22 +666,22 @@ fn non_empty_string(v: Value, path: &str) -> Result<String, ConfigError> {
 
 /// A path of property segments: one string (a single segment, which may contain dots, as JWT
 /// claim URIs do) or a non-empty array of non-empty strings.
-fn string_path(v: Value, path: &str) -> Result<Vec<String>, ConfigError> {
+fn string_path(v: &Value, path: &str) -> Result<Vec<String>, ConfigError> {
     match v {
-        Value::String(s) => Ok(vec![non_empty_string(Value::String(s), path)?]),
+        Value::String(_) => Ok(vec![non_empty_string(v, path)?]),
         Value::Array(items) if !items.is_empty() => items
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(i, item)| non_empty_string(item, &format!("{path}[{i}]")))
             .collect(),
         Value::Array(_) => Err(ConfigError::field(path, "must not be empty")),
-        other => Err(type_error(path, "a string or an array of strings", &other)),
+        other => Err(type_error(path, "a string or an array of strings", other)),
     }
 }
 
-fn deployments(v: Value) -> Result<BTreeMap<String, String>, ConfigError> {
+fn deployments(v: &Value) -> Result<BTreeMap<String, String>, ConfigError> {
     let Value::Object(map) = v else {
-        return Err(type_error("azure_deployments", "an object", &v));
+        return Err(type_error("azure_deployments", "an object", v));
     };
     let mut out = BTreeMap::new();
     for (name, model) in map {
@@ -692,17 +693,17 @@ fn deployments(v: Value) -> Result<BTreeMap<String, String>, ConfigError> {
         if model.is_empty() {
             return Err(ConfigError::field(path, "model must not be empty"));
         }
-        out.insert(name, model);
+        out.insert(name.clone(), model);
     }
     Ok(out)
 }
 
-fn routes(v: Value) -> Result<Vec<RouteOverride>, ConfigError> {
+fn routes(v: &Value) -> Result<Vec<RouteOverride>, ConfigError> {
     let Value::Array(items) = v else {
-        return Err(type_error("routes", "an array", &v));
+        return Err(type_error("routes", "an array", v));
     };
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         let base = format!("routes[{i}]");
         let [path_prefix, authority, provider, api] = fields(item, &base, &ROUTE_FIELDS)?;
         let path_field = format!("{base}.path_prefix");
