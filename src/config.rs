@@ -7,10 +7,11 @@
 //! mistake must fail the load loudly (the shipped configs use `FAIL_RELOAD`) instead of
 //! silently metering with defaults.
 //!
-//! Parsing is two-layered on purpose: serde derives (with `deny_unknown_fields`) fix the shape
-//! of each object, with every field held as a raw `serde_json::Value`; small typed readers
-//! then convert each field knowing its path. serde alone reports *what* is wrong but not
-//! *where*, and the field path is what an operator needs.
+//! Parsing is two-layered on purpose: [`fields`] fixes the shape of each object (its known
+//! keys, every value held as a raw `serde_json::Value`, unknown keys rejected); small typed
+//! readers then convert each field knowing its path. serde alone reports *what* is wrong but
+//! not *where*, and the field path is what an operator needs. The `prices` section is read
+//! the same way by `pricing::PriceOverrides::from_map`, whose errors carry their paths.
 //!
 //! The [`Config`] also owns the [`PriceTable`], built once here so that no request pays for it.
 //!
@@ -25,11 +26,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::pricing::{LiteLlmSeed, PriceOverrides, PriceTable, PricingError};
+use crate::pricing::{json_kind, unknown_field_message, LiteLlmSeed, PriceOverrides, PriceTable, PricingError};
 use crate::providers::{Api, Operation, Provider, Route};
 use crate::retry::{RetryRule, RetrySource};
 
@@ -312,139 +312,41 @@ impl Default for Config {
     }
 }
 
-// The raw shapes. Every field stays a `Value` so that the typed readers below can name the
-// path; `deny_unknown_fields` rejects misspelt keys at every level.
+// The accepted keys of each object, in the order `fields` returns their values. Objects are
+// walked by hand rather than through serde derives (`deny_unknown_fields` on structs of raw
+// `Value`s): each derive instantiated serde's whole map visitor once per struct, about 25 KB of
+// the module for code that runs once per configuration load.
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    attribution: Option<Value>,
-    // Read apart while the configuration is parsed (see `TopSeed`); kept as a field so that the
-    // unknown-field message lists it.
-    #[allow(dead_code)]
-    #[serde(default)]
-    prices: Option<Value>,
-    #[serde(default)]
-    azure_deployments: Option<Value>,
-    #[serde(default)]
-    routes: Option<Value>,
-    #[serde(default)]
-    max_decompressed_bytes: Option<Value>,
-    #[serde(default)]
-    strip_accept_encoding: Option<Value>,
-    #[serde(default)]
-    metrics: Option<Value>,
-    #[serde(default)]
-    retry_headers: Option<Value>,
-    budget: Option<Value>,
-    #[serde(default)]
-    max_request_body_bytes: Option<Value>,
-    #[serde(default)]
-    inject_stream_usage: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawPrices {
-    #[serde(default)]
-    models: Option<Value>,
-    #[serde(default)]
-    aliases: Option<Value>,
-    // Imported while the configuration is parsed (see `PricesSeed`); listed so that the
-    // unknown-field message names it among the valid keys.
-    #[allow(dead_code)]
-    #[serde(default)]
-    litellm: Option<Value>,
-    #[serde(default)]
-    litellm_source: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawPriceListSource {
-    #[serde(default)]
-    cluster: Option<Value>,
-    #[serde(default)]
-    path: Option<Value>,
-    #[serde(default)]
-    authority: Option<Value>,
-    #[serde(default)]
-    interval_seconds: Option<Value>,
-    #[serde(default)]
-    timeout_ms: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawAttribution {
-    #[serde(default)]
-    feature_header: Option<Value>,
-    #[serde(default)]
-    customer_header: Option<Value>,
-    #[serde(default)]
-    user_header: Option<Value>,
-    #[serde(default)]
-    default_value: Option<Value>,
-    #[serde(default)]
-    feature_from: Option<Value>,
-    #[serde(default)]
-    customer_from: Option<Value>,
-    #[serde(default)]
-    user_from: Option<Value>,
-    #[serde(default)]
-    strip_headers: Option<Value>,
-    #[serde(default)]
-    api_key_salt: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    #[serde(default)]
-    header: Option<Value>,
-    #[serde(default)]
-    jwt_claim: Option<Value>,
-    #[serde(default)]
-    payload_in_metadata: Option<Value>,
-    #[serde(default)]
-    metadata: Option<Value>,
-    #[serde(default)]
-    property: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawMetrics {
-    #[serde(default)]
-    max_label_values: Option<Value>,
-    #[serde(default)]
-    user_label: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawRetryHeader {
-    #[serde(default)]
-    header: Option<Value>,
-    #[serde(default)]
-    min_value: Option<Value>,
-    #[serde(default)]
-    source: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawRoute {
-    #[serde(default)]
-    path_prefix: Option<Value>,
-    #[serde(default)]
-    authority: Option<Value>,
-    #[serde(default)]
-    provider: Option<Value>,
-    #[serde(default)]
-    api: Option<Value>,
-}
+const CONFIG_FIELDS: [&str; 11] = [
+    "attribution",
+    "prices",
+    "azure_deployments",
+    "routes",
+    "max_decompressed_bytes",
+    "strip_accept_encoding",
+    "metrics",
+    "retry_headers",
+    "budget",
+    "max_request_body_bytes",
+    "inject_stream_usage",
+];
+const ATTRIBUTION_FIELDS: [&str; 9] = [
+    "feature_header",
+    "customer_header",
+    "user_header",
+    "default_value",
+    "feature_from",
+    "customer_from",
+    "user_from",
+    "strip_headers",
+    "api_key_salt",
+];
+const SOURCE_FIELDS: [&str; 5] = ["header", "jwt_claim", "payload_in_metadata", "metadata", "property"];
+const METRICS_FIELDS: [&str; 2] = ["max_label_values", "user_label"];
+const RETRY_HEADER_FIELDS: [&str; 3] = ["header", "min_value", "source"];
+const ROUTE_FIELDS: [&str; 4] = ["path_prefix", "authority", "provider", "api"];
+const PRICES_FIELDS: [&str; 4] = ["models", "aliases", "litellm", "litellm_source"];
+const PRICE_LIST_SOURCE_FIELDS: [&str; 5] = ["cluster", "path", "authority", "interval_seconds", "timeout_ms"];
 
 impl Config {
     /// Parses and validates the plugin configuration.
@@ -469,9 +371,12 @@ impl Config {
                 Some(field) => ConfigError::field(field, e.to_string()),
                 None => ConfigError::Syntax(e.to_string()),
             })?;
-        let raw: RawConfig = object(Value::Object(top.rest), "")?;
+        let value = Value::Object(top.rest);
+        // `prices` was taken apart while parsing; its slot here is always empty.
+        let [attribution_v, _prices, azure_deployments, routes_v, max_decompressed_bytes, strip_accept_encoding, metrics, retry_headers_v, budget_v, max_request_body_bytes, inject_stream_usage] =
+            fields(&value, "", &CONFIG_FIELDS)?;
         let mut config = Config::default();
-        if let Some(v) = raw.attribution {
+        if let Some(v) = attribution_v {
             config.attribution = attribution(v)?;
         }
         if let Some(members) = top.prices {
@@ -479,21 +384,21 @@ impl Config {
             config.prices = prices;
             config.price_table = Arc::new(table);
         }
-        if let Some(v) = raw.azure_deployments {
+        if let Some(v) = azure_deployments {
             config.azure_deployments = deployments(v)?;
         }
-        if let Some(v) = raw.routes {
+        if let Some(v) = routes_v {
             config.routes = routes(v)?;
         }
-        if let Some(v) = raw.max_decompressed_bytes {
+        if let Some(v) = max_decompressed_bytes {
             config.max_decompressed_bytes = positive(v, "max_decompressed_bytes")?;
         }
-        if let Some(v) = raw.strip_accept_encoding {
+        if let Some(v) = strip_accept_encoding {
             config.strip_accept_encoding = boolean(v, "strip_accept_encoding")?;
         }
-        if let Some(v) = raw.metrics {
-            let m: RawMetrics = object(v, "metrics")?;
-            if let Some(v) = m.max_label_values {
+        if let Some(v) = metrics {
+            let [max_label_values, user_label] = fields(v, "metrics", &METRICS_FIELDS)?;
+            if let Some(v) = max_label_values {
                 let n = positive(v, "metrics.max_label_values")?;
                 if n > MAX_MAX_LABEL_VALUES {
                     return Err(ConfigError::field(
@@ -503,20 +408,20 @@ impl Config {
                 }
                 config.metrics.max_label_values = n;
             }
-            if let Some(v) = m.user_label {
+            if let Some(v) = user_label {
                 config.metrics.user_label = boolean(v, "metrics.user_label")?;
             }
         }
-        if let Some(v) = raw.retry_headers {
+        if let Some(v) = retry_headers_v {
             config.retry_rules.extend(retry_headers(v)?);
         }
-        if let Some(v) = raw.budget {
-            config.budget = budget(&v)?;
+        if let Some(v) = budget_v {
+            config.budget = budget(v)?;
         }
-        if let Some(v) = raw.max_request_body_bytes {
+        if let Some(v) = max_request_body_bytes {
             config.max_request_body_bytes = positive(v, "max_request_body_bytes")?;
         }
-        if let Some(v) = raw.inject_stream_usage {
+        if let Some(v) = inject_stream_usage {
             config.inject_stream_usage = boolean(v, "inject_stream_usage")?;
         }
         Ok(config)
@@ -636,18 +541,20 @@ impl<'de> Visitor<'de> for PricesSeed<'_> {
 /// build (built-in < LiteLLM < overrides).
 fn prices(members: PricesMembers) -> Result<(PricesConfig, PriceTable), ConfigError> {
     let PricesMembers { rest, litellm: import } = members;
-    let raw: RawPrices = object(Value::Object(rest), "prices")?;
+    let rest = Value::Object(rest);
+    // `litellm` was imported while parsing; its slot here is always empty.
+    let [models, aliases, _litellm, litellm_source] = fields(&rest, "prices", &PRICES_FIELDS)?;
     let mut overrides = Map::new();
-    if let Some(v) = raw.models {
-        overrides.insert("models".to_string(), v);
+    if let Some(v) = models {
+        overrides.insert("models".to_string(), v.clone());
     }
-    if let Some(v) = raw.aliases {
-        overrides.insert("aliases".to_string(), v);
+    if let Some(v) = aliases {
+        overrides.insert("aliases".to_string(), v.clone());
     }
-    let overrides: PriceOverrides = object(Value::Object(overrides), "prices")?;
+    let overrides = PriceOverrides::from_map(&overrides).map_err(|e| pricing_error(e, "prices"))?;
     let litellm_models = import.as_ref().map_or(0, |t| u64::try_from(t.len()).unwrap_or(u64::MAX));
     let table = PriceTable::layered(import, &overrides).map_err(|e| pricing_error(e, "prices"))?;
-    let litellm_source = match raw.litellm_source {
+    let litellm_source = match litellm_source {
         Some(v) => Some(price_list_source(v, "prices.litellm_source")?),
         None => None,
     };
@@ -660,7 +567,8 @@ fn pricing_error(e: PricingError, list_field: &str) -> ConfigError {
     match &e {
         PricingError::InvalidPrice { field, .. }
         | PricingError::MissingField { field }
-        | PricingError::UnknownAliasTarget { field, .. } => {
+        | PricingError::UnknownAliasTarget { field, .. }
+        | PricingError::InvalidOverride { field, .. } => {
             let shown = e.to_string();
             let message = shown.strip_prefix(&format!("{field}: ")).unwrap_or(&shown).to_string();
             ConfigError::field(field.clone(), message)
@@ -671,25 +579,26 @@ fn pricing_error(e: PricingError, list_field: &str) -> ConfigError {
 
 /// `prices.litellm_source`, with the fields and limits of `budget.limits_source` (a longer
 /// default interval and timeout: the list is megabytes and changes rarely).
-fn price_list_source(v: Value, path: &str) -> Result<PriceListSource, ConfigError> {
-    let raw: RawPriceListSource = object(v, path)?;
+fn price_list_source(v: &Value, path: &str) -> Result<PriceListSource, ConfigError> {
+    let [cluster, req_path, authority, interval_seconds, timeout_ms] =
+        fields(v, path, &PRICE_LIST_SOURCE_FIELDS)?;
     let field = |k: &str| format!("{path}.{k}");
-    let cluster = match raw.cluster {
+    let cluster = match cluster {
         Some(v) => non_empty_string(v, &field("cluster"))?,
         None => return Err(ConfigError::field(field("cluster"), "is required")),
     };
-    let req_path = match raw.path {
+    let req_path = match req_path {
         Some(v) => string(v, &field("path"))?,
         None => return Err(ConfigError::field(field("path"), "is required")),
     };
     if !req_path.starts_with('/') {
         return Err(ConfigError::field(field("path"), "must start with `/`"));
     }
-    let authority = match raw.authority {
+    let authority = match authority {
         Some(v) => non_empty_string(v, &field("authority"))?,
         None => cluster.clone(),
     };
-    let bounded = |v: Option<Value>, name: &str, default: u64, max: u64| -> Result<u64, ConfigError> {
+    let bounded = |v: Option<&Value>, name: &str, default: u64, max: u64| -> Result<u64, ConfigError> {
         let Some(v) = v else { return Ok(default) };
         let n = positive(v, &field(name))?;
         if n > max {
@@ -701,11 +610,10 @@ fn price_list_source(v: Value, path: &str) -> Result<PriceListSource, ConfigErro
         cluster,
         path: req_path,
         authority,
-        interval_seconds: bounded(raw.interval_seconds, "interval_seconds", DEFAULT_PRICE_LIST_INTERVAL_SECONDS, 86_400)?,
-        timeout_ms: bounded(raw.timeout_ms, "timeout_ms", DEFAULT_PRICE_LIST_TIMEOUT_MS, 60_000)?,
+        interval_seconds: bounded(interval_seconds, "interval_seconds", DEFAULT_PRICE_LIST_INTERVAL_SECONDS, 86_400)?,
+        timeout_ms: bounded(timeout_ms, "timeout_ms", DEFAULT_PRICE_LIST_TIMEOUT_MS, 60_000)?,
     })
 }
-
 
 /// The `budget` section, with the budget layer's error turned into a field error (its message
 /// already starts with the field path, e.g. `budget.budgets[0].limit_usd: ...`).
@@ -723,17 +631,6 @@ fn budget(v: &Value) -> Result<crate::budget::BudgetConfig, ConfigError> {
     Ok(config)
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn type_error(path: &str, expected: &str, got: &Value) -> ConfigError {
     ConfigError::field(path, format!("expected {expected}, got {}", json_kind(got)))
 }
@@ -746,49 +643,58 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// Deserializes an object shape; the only errors left are a non-object or an unknown key.
-fn object<T: for<'de> Deserialize<'de>>(v: Value, path: &str) -> Result<T, ConfigError> {
+/// The values of an object's keys, in the order of `names`; `null` counts as absent. The
+/// errors are a non-object or an unknown key, worded as serde's `deny_unknown_fields` words
+/// them, as `pricing::PriceOverrides` does for the `prices` section.
+/// The values are borrowed from the parsed document, so an error exit has nothing to drop.
+fn fields<'v, const N: usize>(v: &'v Value, path: &str, names: &[&str; N]) -> Result<[Option<&'v Value>; N], ConfigError> {
+    let mut out = [None; N];
+    take_fields(v, path, names, &mut out)?;
+    Ok(out)
+}
+
+/// The non-generic body of [`fields`], so that each object shape costs a call, not a copy.
+fn take_fields<'v>(v: &'v Value, path: &str, names: &[&str], out: &mut [Option<&'v Value>]) -> Result<(), ConfigError> {
     let Value::Object(map) = v else {
         let shown = if path.is_empty() { "configuration" } else { path };
-        return Err(type_error(shown, "an object", &v));
+        return Err(type_error(shown, "an object", v));
     };
-    // Name the unknown key itself in the path; serde's message then lists the valid ones.
-    let keys: Vec<String> = map.keys().cloned().collect();
-    serde_json::from_value(Value::Object(map)).map_err(|e| {
-        let message = e.to_string();
-        let unknown = keys.iter().find(|k| message.contains(&format!("unknown field `{k}`")));
-        match unknown {
-            Some(k) => ConfigError::field(join(path, k), message),
-            None => ConfigError::field(if path.is_empty() { "configuration" } else { path }, message),
+    for (key, value) in map {
+        let Some(slot) = names.iter().position(|n| n == key).and_then(|i| out.get_mut(i)) else {
+            return Err(ConfigError::field(join(path, key), unknown_field_message(key, names)));
+        };
+        if !value.is_null() {
+            *slot = Some(value);
         }
-    })
+    }
+    Ok(())
 }
 
-fn string(v: Value, path: &str) -> Result<String, ConfigError> {
+fn string(v: &Value, path: &str) -> Result<String, ConfigError> {
     match v {
-        Value::String(s) => Ok(s),
-        other => Err(type_error(path, "a string", &other)),
+        Value::String(s) => Ok(s.clone()),
+        other => Err(type_error(path, "a string", other)),
     }
 }
 
-fn boolean(v: Value, path: &str) -> Result<bool, ConfigError> {
+fn boolean(v: &Value, path: &str) -> Result<bool, ConfigError> {
     match v {
-        Value::Bool(b) => Ok(b),
-        other => Err(type_error(path, "a boolean", &other)),
+        Value::Bool(b) => Ok(*b),
+        other => Err(type_error(path, "a boolean", other)),
     }
 }
 
-fn positive(v: Value, path: &str) -> Result<u64, ConfigError> {
+fn positive(v: &Value, path: &str) -> Result<u64, ConfigError> {
     match v.as_u64() {
         Some(0) => Err(ConfigError::field(path, "must be greater than 0")),
         Some(n) => Ok(n),
-        None => Err(type_error(path, "a positive integer", &v)),
+        None => Err(type_error(path, "a positive integer", v)),
     }
 }
 
 /// An HTTP header name: RFC 9110 token characters, stored lowercase because Envoy presents
 /// header names lowercase.
-fn header_name(v: Value, path: &str) -> Result<String, ConfigError> {
+fn header_name(v: &Value, path: &str) -> Result<String, ConfigError> {
     let name = string(v, path)?;
     if name.is_empty() {
         return Err(ConfigError::field(path, "must not be empty"));
@@ -800,20 +706,21 @@ fn header_name(v: Value, path: &str) -> Result<String, ConfigError> {
     Ok(name.to_ascii_lowercase())
 }
 
-fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
-    let raw: RawAttribution = object(v, "attribution")?;
-    let header_given = [raw.feature_header.is_some(), raw.customer_header.is_some(), raw.user_header.is_some()];
+fn attribution(v: &Value) -> Result<AttributionConfig, ConfigError> {
+    let [feature_header, customer_header, user_header, default_value, feature_from, customer_from, user_from, strip_headers, api_key_salt] =
+        fields(v, "attribution", &ATTRIBUTION_FIELDS)?;
+    let header_given = [feature_header.is_some(), customer_header.is_some(), user_header.is_some()];
     let mut out = AttributionConfig::default();
-    if let Some(v) = raw.feature_header {
+    if let Some(v) = feature_header {
         out.feature_header = header_name(v, "attribution.feature_header")?;
     }
-    if let Some(v) = raw.customer_header {
+    if let Some(v) = customer_header {
         out.customer_header = header_name(v, "attribution.customer_header")?;
     }
-    if let Some(v) = raw.user_header {
+    if let Some(v) = user_header {
         out.user_header = header_name(v, "attribution.user_header")?;
     }
-    if let Some(v) = raw.default_value {
+    if let Some(v) = default_value {
         let path = "attribution.default_value";
         let value = string(v, path)?;
         if value.is_empty() {
@@ -828,7 +735,7 @@ fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
         }
         out.default_value = value;
     }
-    let lists = [("feature", raw.feature_from), ("customer", raw.customer_from), ("user", raw.user_from)];
+    let lists = [("feature", feature_from), ("customer", customer_from), ("user", user_from)];
     for ((dimension, list), header_given) in lists.into_iter().zip(header_given) {
         let Some(v) = list else { continue };
         let path = format!("attribution.{dimension}_from");
@@ -845,10 +752,10 @@ fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
             _ => out.user_from = sources,
         }
     }
-    if let Some(v) = raw.strip_headers {
+    if let Some(v) = strip_headers {
         out.strip_headers = boolean(v, "attribution.strip_headers")?;
     }
-    if let Some(v) = raw.api_key_salt {
+    if let Some(v) = api_key_salt {
         let path = "attribution.api_key_salt";
         let salt = string(v, path)?;
         // A short salt makes the key id a plain hash that can be matched against guessed keys.
@@ -863,26 +770,26 @@ fn attribution(v: Value) -> Result<AttributionConfig, ConfigError> {
 /// Most `retry_headers` entries accepted: each one is a header read per request.
 pub const MAX_RETRY_HEADERS: usize = 16;
 
-fn retry_headers(v: Value) -> Result<Vec<RetryRule>, ConfigError> {
+fn retry_headers(v: &Value) -> Result<Vec<RetryRule>, ConfigError> {
     let Value::Array(items) = v else {
-        return Err(type_error("retry_headers", "an array", &v));
+        return Err(type_error("retry_headers", "an array", v));
     };
     if items.len() > MAX_RETRY_HEADERS {
         return Err(ConfigError::field("retry_headers", format!("at most {MAX_RETRY_HEADERS} entries")));
     }
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         let base = format!("retry_headers[{i}]");
-        let raw: RawRetryHeader = object(item, &base)?;
-        let header = match raw.header {
+        let [header, min_value, source] = fields(item, &base, &RETRY_HEADER_FIELDS)?;
+        let header = match header {
             Some(v) => header_name(v, &format!("{base}.header"))?,
             None => return Err(ConfigError::field(format!("{base}.header"), "is required")),
         };
-        let min_value = match raw.min_value {
+        let min_value = match min_value {
             Some(v) => positive(v, &format!("{base}.min_value"))?,
             None => 1,
         };
-        let source = match raw.source {
+        let source = match source {
             Some(v) => {
                 let field = format!("{base}.source");
                 let name = string(v, &field)?;
@@ -900,9 +807,9 @@ fn retry_headers(v: Value) -> Result<Vec<RetryRule>, ConfigError> {
 
 /// A non-empty list of at most [`MAX_IDENTITY_SOURCES`] sources, each an object with exactly
 /// one of `header`, `jwt_claim` (with optional `payload_in_metadata`), `metadata`, `property`.
-fn identity_sources(v: Value, path: &str) -> Result<Vec<IdentitySource>, ConfigError> {
+fn identity_sources(v: &Value, path: &str) -> Result<Vec<IdentitySource>, ConfigError> {
     let Value::Array(items) = v else {
-        return Err(type_error(path, "an array", &v));
+        return Err(type_error(path, "an array", v));
     };
     if items.is_empty() {
         return Err(ConfigError::field(path, "must not be empty"));
@@ -911,26 +818,26 @@ fn identity_sources(v: Value, path: &str) -> Result<Vec<IdentitySource>, ConfigE
         return Err(ConfigError::field(path, format!("at most {MAX_IDENTITY_SOURCES} sources")));
     }
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         let path = format!("{path}[{i}]");
-        let raw: RawSource = object(item, &path)?;
-        let kinds = [raw.header.is_some(), raw.jwt_claim.is_some(), raw.metadata.is_some(), raw.property.is_some()];
+        let [header, jwt_claim, payload_in_metadata, metadata, property] = fields(item, &path, &SOURCE_FIELDS)?;
+        let kinds = [header.is_some(), jwt_claim.is_some(), metadata.is_some(), property.is_some()];
         if kinds.iter().filter(|k| **k).count() != 1 {
             return Err(ConfigError::field(
                 path,
                 "needs exactly one of `header`, `jwt_claim`, `metadata`, `property`",
             ));
         }
-        if raw.payload_in_metadata.is_some() && raw.jwt_claim.is_none() {
+        if payload_in_metadata.is_some() && jwt_claim.is_none() {
             return Err(ConfigError::field(
                 format!("{path}.payload_in_metadata"),
                 "only applies to a `jwt_claim` source",
             ));
         }
-        let source = if let Some(v) = raw.header {
+        let source = if let Some(v) = header {
             IdentitySource::Header(header_name(v, &format!("{path}.header"))?)
-        } else if let Some(v) = raw.jwt_claim {
-            let payload_key = match raw.payload_in_metadata {
+        } else if let Some(v) = jwt_claim {
+            let payload_key = match payload_in_metadata {
                 Some(v) => non_empty_string(v, &format!("{path}.payload_in_metadata"))?,
                 None => DEFAULT_JWT_PAYLOAD_KEY.to_string(),
             };
@@ -942,7 +849,7 @@ fn identity_sources(v: Value, path: &str) -> Result<Vec<IdentitySource>, ConfigE
             ];
             segments.extend(string_path(v, &format!("{path}.jwt_claim"))?);
             IdentitySource::Property(segments)
-        } else if let Some(v) = raw.metadata {
+        } else if let Some(v) = metadata {
             let mut segments = vec!["metadata".to_string(), "filter_metadata".to_string()];
             let rest = string_path(v, &format!("{path}.metadata"))?;
             if rest.len() < 2 {
@@ -953,7 +860,7 @@ fn identity_sources(v: Value, path: &str) -> Result<Vec<IdentitySource>, ConfigE
             }
             segments.extend(rest);
             IdentitySource::Property(segments)
-        } else if let Some(v) = raw.property {
+        } else if let Some(v) = property {
             IdentitySource::Property(string_path(v, &format!("{path}.property"))?)
         } else {
             return Err(ConfigError::field(path, "needs a source kind"));
@@ -963,7 +870,7 @@ fn identity_sources(v: Value, path: &str) -> Result<Vec<IdentitySource>, ConfigE
     Ok(out)
 }
 
-fn non_empty_string(v: Value, path: &str) -> Result<String, ConfigError> {
+fn non_empty_string(v: &Value, path: &str) -> Result<String, ConfigError> {
     let s = string(v, path)?;
     if s.is_empty() {
         return Err(ConfigError::field(path, "must not be empty"));
@@ -973,22 +880,22 @@ fn non_empty_string(v: Value, path: &str) -> Result<String, ConfigError> {
 
 /// A path of property segments: one string (a single segment, which may contain dots, as JWT
 /// claim URIs do) or a non-empty array of non-empty strings.
-fn string_path(v: Value, path: &str) -> Result<Vec<String>, ConfigError> {
+fn string_path(v: &Value, path: &str) -> Result<Vec<String>, ConfigError> {
     match v {
-        Value::String(s) => Ok(vec![non_empty_string(Value::String(s), path)?]),
+        Value::String(_) => Ok(vec![non_empty_string(v, path)?]),
         Value::Array(items) if !items.is_empty() => items
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(i, item)| non_empty_string(item, &format!("{path}[{i}]")))
             .collect(),
         Value::Array(_) => Err(ConfigError::field(path, "must not be empty")),
-        other => Err(type_error(path, "a string or an array of strings", &other)),
+        other => Err(type_error(path, "a string or an array of strings", other)),
     }
 }
 
-fn deployments(v: Value) -> Result<BTreeMap<String, String>, ConfigError> {
+fn deployments(v: &Value) -> Result<BTreeMap<String, String>, ConfigError> {
     let Value::Object(map) = v else {
-        return Err(type_error("azure_deployments", "an object", &v));
+        return Err(type_error("azure_deployments", "an object", v));
     };
     let mut out = BTreeMap::new();
     for (name, model) in map {
@@ -1000,28 +907,28 @@ fn deployments(v: Value) -> Result<BTreeMap<String, String>, ConfigError> {
         if model.is_empty() {
             return Err(ConfigError::field(path, "model must not be empty"));
         }
-        out.insert(name, model);
+        out.insert(name.clone(), model);
     }
     Ok(out)
 }
 
-fn routes(v: Value) -> Result<Vec<RouteOverride>, ConfigError> {
+fn routes(v: &Value) -> Result<Vec<RouteOverride>, ConfigError> {
     let Value::Array(items) = v else {
-        return Err(type_error("routes", "an array", &v));
+        return Err(type_error("routes", "an array", v));
     };
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         let base = format!("routes[{i}]");
-        let raw: RawRoute = object(item, &base)?;
+        let [path_prefix, authority, provider, api] = fields(item, &base, &ROUTE_FIELDS)?;
         let path_field = format!("{base}.path_prefix");
-        let path_prefix = match raw.path_prefix {
+        let path_prefix = match path_prefix {
             Some(v) => string(v, &path_field)?,
             None => return Err(ConfigError::field(path_field, "is required")),
         };
         if !path_prefix.starts_with('/') {
             return Err(ConfigError::field(path_field, "must start with `/`"));
         }
-        let authority = match raw.authority {
+        let authority = match authority {
             Some(v) => {
                 let field = format!("{base}.authority");
                 let host = string(v, &field)?;
@@ -1032,7 +939,7 @@ fn routes(v: Value) -> Result<Vec<RouteOverride>, ConfigError> {
             }
             None => None,
         };
-        let provider = match raw.provider {
+        let provider = match provider {
             Some(v) => {
                 let field = format!("{base}.provider");
                 let name = string(v, &field)?;
@@ -1050,7 +957,7 @@ fn routes(v: Value) -> Result<Vec<RouteOverride>, ConfigError> {
             }
             None => None,
         };
-        let api = match raw.api {
+        let api = match api {
             Some(v) => {
                 let field = format!("{base}.api");
                 let name = string(v, &field)?;
@@ -1120,6 +1027,17 @@ mod tests {
         assert!(e.to_string().contains("unknown field"), "{e}");
         assert_eq!(err(r#"{"attribution": {"team_header": "x"}}"#).path(), Some("attribution.team_header"));
         assert_eq!(err(r#"{"metrics": {"max": 3}}"#).path(), Some("metrics.max"));
+        // Worded as serde's `deny_unknown_fields`, as the `prices` section is.
+        assert_eq!(
+            err(r#"{"metrics": {"max": 3}}"#).to_string(),
+            "metrics.max: unknown field `max`, expected `max_label_values` or `user_label`"
+        );
+        assert_eq!(
+            err(r#"{"routes": [{"path": "/"}]}"#).to_string(),
+            "routes[0].path: unknown field `path`, expected one of `path_prefix`, `authority`, `provider`, `api`"
+        );
+        // `null` means "not given", as it did for serde's `Option` fields.
+        assert_eq!(Config::from_json(br#"{"metrics": null}"#).unwrap().metrics, MetricsConfig::default());
         assert_eq!(
             err(r#"{"routes": [{"path_prefix": "/a", "api": "anthropic.messages", "x": 1}]}"#).path(),
             Some("routes[0].x")
@@ -1272,7 +1190,7 @@ mod tests {
         assert_eq!(c.max_decompressed_bytes, 1_048_576);
         assert!(!c.strip_accept_encoding);
         assert_eq!(c.metrics.max_label_values, 50);
-        assert!(c.prices.overrides.models.contains_key("my-model"));
+        assert!(c.prices.overrides.models.iter().any(|(name, _)| name == "my-model"));
         // Longest prefix wins, and the authority must match (port ignored, case-insensitive).
         let hit = c.route_override("/llm/claude/v1/messages", "gateway.internal:8443").unwrap();
         assert_eq!(hit.api, Some(Api::AnthropicMessages));

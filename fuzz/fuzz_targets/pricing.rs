@@ -76,7 +76,8 @@ fuzz_target!(|data: &[u8]| {
         1 => {
             if let Ok(overrides) = serde_json::from_slice::<PriceOverrides>(body) {
                 if let Ok(table) = PriceTable::builtin().with_overrides(&overrides) {
-                    for name in overrides.models.keys().chain(overrides.aliases.keys()) {
+                    let models = overrides.models.iter().map(|(name, _)| name);
+                    for name in models.chain(overrides.aliases.keys()) {
                         assert!(
                             table.resolve(name).is_some(),
                             "configured {name:?} does not resolve"

@@ -9,9 +9,9 @@
 //! exact power of ten, and only the final division rounds -- once, half up (ties away from
 //! zero; every value here is non-negative).
 //!
-//! JSON numbers that serde hands over as `f64` are first printed back with Rust's shortest
-//! round-trip formatting (`{:e}`), which reproduces the decimal the author wrote whenever it has
-//! at most 15 significant digits and was parsed correctly rounded; see [`f64_text`].
+//! JSON numbers that serde hands over as `f64` are first printed back in their shortest
+//! round-trip form, which reproduces the decimal the author wrote whenever it has at most 15
+//! significant digits and was parsed correctly rounded; see [`f64_text`].
 
 use core::fmt::Write as _;
 
@@ -145,7 +145,7 @@ fn parse(text: &str, scale: u32, exact: bool) -> Result<u64, DecimalError> {
     }
 }
 
-/// Shortest decimal text that parses back to `value` (Rust's `{:e}`), in a stack buffer.
+/// Shortest decimal text that parses back to `value`, in a stack buffer.
 ///
 /// serde_json parses short decimals such as `2.5e-06` correctly rounded (the mantissa and the
 /// power of ten are both exact in an `f64`), and the shortest round-trip text of a correctly
@@ -175,10 +175,14 @@ impl core::fmt::Write for F64Text {
 /// Formats `value` as its shortest round-trip text; see [`F64Text`].
 pub fn f64_text(value: f64) -> F64Text {
     let mut out = F64Text { buf: [0; 40], len: 0 };
-    // The longest `{:e}` output of an f64 is 24 bytes ("-2.2250738585072014e-308"), so the
-    // write cannot run out of room; if it did, the empty text is rejected as a syntax error.
-    if write!(out, "{value:e}").is_err() {
-        out.len = 0;
+    // serde_json's float printer (shortest round-trip digits, e.g. `0.075`, `2.5e-6`,
+    // `1e+21`) rather than core's `{:e}`: the module carries serde_json's anyway, and core's
+    // float formatting is about 20 KB of wasm. The longest output is 24 bytes
+    // ("-2.2250738585072014e-308"), so the write cannot run out of room; if it did, or for
+    // NaN and infinities (no JSON number), the empty text is rejected as a syntax error.
+    match serde_json::Number::from_f64(value) {
+        Some(number) if write!(out, "{number}").is_ok() => {}
+        _ => out.len = 0,
     }
     out
 }
@@ -291,5 +295,9 @@ mod tests {
         }
         assert_eq!(parse_scaled(f64_text(0.075).as_str(), 6), Ok(75_000));
         assert_eq!(parse_scaled(f64_text(f64::MIN_POSITIVE).as_str(), 12), Ok(0));
+        assert_eq!(f64_text(0.075).as_str(), "0.075");
+        assert_eq!(parse_scaled(f64_text(1e21).as_str(), 0), Err(DecimalError::TooLarge));
+        assert_eq!(parse_scaled(f64_text(2.0).as_str(), 6), Ok(2_000_000));
+        assert_eq!(f64_text(f64::NAN).as_str(), "");
     }
 }

@@ -467,7 +467,7 @@ mod tests {
                         "overridden": {"input_cost_per_token": 3e-07, "output_cost_per_token": 6e-07}}"#;
         let mut overrides = PriceOverrides::default();
         let output_only = ModelOverride { output: Some(DecimalPrice::new("9")), ..ModelOverride::default() };
-        overrides.models.insert("overridden".into(), output_only);
+        overrides.models.push(("overridden".into(), output_only));
         let table = PriceTable::layered(Some(PriceTable::import_litellm(json).unwrap()), &overrides).unwrap();
         // The import replaces the built-in gpt-4o, adds its own models, and the override
         // replaces only the field it names.

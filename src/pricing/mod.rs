@@ -35,6 +35,7 @@ pub use decimal::DecimalError;
 pub(crate) use decimal::parse_scaled;
 pub use litellm::LiteLlmSeed;
 pub use overrides::{ModelOverride, PriceOverrides, RateOverride, DecimalPrice};
+pub(crate) use overrides::{json_kind, unknown_field_message};
 
 /// Errors of the pricing layer: a configured or imported price that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,9 @@ pub enum PricingError {
     /// `input` / `output`, a new tier card, a long-context card without a threshold).
     #[error("{field}: required: the price table has no value to keep")]
     MissingField { field: String },
+    /// The `prices` section has an unknown key or a value of the wrong JSON type.
+    #[error("{field}: {message}")]
+    InvalidOverride { field: String, message: String },
     /// An alias points at a name the table cannot resolve.
     #[error("{field}: alias target {target:?} is not a priced model")]
     UnknownAliasTarget { field: String, target: String },
@@ -401,7 +405,7 @@ impl PriceTable {
         self.aliases.extend(other.aliases);
         // Stable sort + keep-first dedup would keep ours; put theirs first by reversing runs.
         self.aliases.reverse();
-        self.aliases.sort_by(|a, b| a.0.cmp(&b.0));
+        sort_by_name(&mut self.aliases, |a| &a.0);
         self.aliases.dedup_by(|later, earlier| later.0 == earlier.0);
         self.reindex();
         if self.version.is_empty() {
@@ -465,12 +469,49 @@ impl PriceTable {
     }
 
     fn sort(&mut self) {
-        self.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        sort_by_name(&mut self.entries, |e| &e.name);
         self.entries.dedup_by(|later, earlier| later.name == earlier.name);
-        self.aliases.sort_by(|a, b| a.0.cmp(&b.0));
+        sort_by_name(&mut self.aliases, |a| &a.0);
         self.aliases.dedup_by(|later, earlier| later.0 == earlier.0);
         self.reindex();
     }
+}
+
+/// Sorts `items` by name, keeping equal names in their order (the dedups above keep the first).
+/// Every list goes through one non-generic merge sort of indices: std's stable sort is about
+/// 4.5 KB of wasm per instantiation, and the table sorted entries and aliases separately (and
+/// again on merge). Runs at configuration load only.
+fn sort_by_name<T>(items: &mut Vec<T>, name: impl Fn(&T) -> &str) {
+    let order = stable_order(&items.iter().map(name).collect::<Vec<_>>());
+    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
+    items.extend(order.into_iter().filter_map(|i| slots.get_mut(i).and_then(Option::take)));
+}
+
+/// The indices of `names` in stable sorted order: a bottom-up merge sort, log2(n) passes.
+fn stable_order(names: &[&str]) -> Vec<usize> {
+    let name = |i: usize| names.get(i).copied().unwrap_or_default();
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    let mut width = 1;
+    while width < order.len() {
+        let mut next = Vec::with_capacity(order.len());
+        for pair in order.chunks(width.saturating_mul(2)) {
+            let (left, right) = pair.split_at(width.min(pair.len()));
+            let (mut left, mut right) = (left.iter().copied().peekable(), right.iter().copied().peekable());
+            loop {
+                // Ties take the left run's item: that is what keeps the sort stable.
+                let take_left = match (left.peek(), right.peek()) {
+                    (Some(&l), Some(&r)) => name(l) <= name(r),
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => break,
+                };
+                next.extend(if take_left { left.next() } else { right.next() });
+            }
+        }
+        order = next;
+        width = width.saturating_mul(2);
+    }
+    order
 }
 
 /// Cost of one request's usage at standard rates (no tiers, no tool fees).

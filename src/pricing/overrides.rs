@@ -39,10 +39,11 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
-use super::decimal::{f64_text, parse_scaled};
+use super::decimal::parse_scaled;
 use super::{LongContext, ModelPrice, ModelPricing, PriceTable, PricingError};
 
 /// A decimal number as written in configuration: a JSON string (exact) or number.
@@ -59,6 +60,21 @@ impl DecimalPrice {
         DecimalPrice(text.to_owned())
     }
 
+    /// Other JSON types are kept as a description that never parses, so the error is raised
+    /// by `with_overrides`, which knows the field's path and shows the value.
+    fn from_value(v: &Value) -> Self {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            // Integers as written; fractions in their shortest round-trip form (`0.075`).
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Array(_) => "[...]".to_owned(),
+            Value::Object(_) => "{...}".to_owned(),
+            Value::Null => String::new(),
+        };
+        DecimalPrice(text)
+    }
+
     fn scaled(&self, scale: u32, field: &str) -> Result<u64, PricingError> {
         parse_scaled(&self.0, scale).map_err(|reason| PricingError::InvalidPrice {
             field: field.to_owned(),
@@ -68,57 +84,16 @@ impl DecimalPrice {
     }
 }
 
-impl<'de> Deserialize<'de> for DecimalPrice {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct DecimalVisitor;
-        impl<'de> Visitor<'de> for DecimalVisitor {
-            type Value = DecimalPrice;
-            fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-                f.write_str("a decimal number or a string holding one")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(DecimalPrice(v.to_owned()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(DecimalPrice(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(DecimalPrice(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(DecimalPrice(f64_text(v).as_str().to_owned()))
-            }
-            // Other JSON types are kept as a description that never parses, so the error is
-            // raised by `with_overrides`, which knows the field's path.
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(DecimalPrice(v.to_string()))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-                Ok(DecimalPrice("[...]".to_owned()))
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
-                Ok(DecimalPrice("{...}".to_owned()))
-            }
-        }
-        deserializer.deserialize_any(DecimalVisitor)
-    }
-}
-
 /// The `prices` section of the plugin configuration; see the module docs for the shape.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PriceOverrides {
-    #[serde(default)]
-    pub models: BTreeMap<String, ModelOverride>,
-    #[serde(default)]
+    /// By model name, in name order (as JSON objects are read).
+    pub models: Vec<(String, ModelOverride)>,
     pub aliases: BTreeMap<String, String>,
 }
 
 /// One model's configured price. Rates are USD per 1M tokens; tool fees USD per 1,000 calls.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelOverride {
     pub input: Option<DecimalPrice>,
     pub cached_input: Option<DecimalPrice>,
@@ -133,8 +108,7 @@ pub struct ModelOverride {
 }
 
 /// A rate card inside a model override (`priority`, `flex`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RateOverride {
     pub input: Option<DecimalPrice>,
     pub cached_input: Option<DecimalPrice>,
@@ -144,8 +118,7 @@ pub struct RateOverride {
 }
 
 /// The `long_context` card: rates for the whole request above `above_input_tokens`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LongContextOverride {
     pub above_input_tokens: Option<u64>,
     pub input: Option<DecimalPrice>,
@@ -153,6 +126,171 @@ pub struct LongContextOverride {
     pub cache_write_5m: Option<DecimalPrice>,
     pub cache_write_1h: Option<DecimalPrice>,
     pub output: Option<DecimalPrice>,
+}
+
+// The section is read by walking the `Value` by hand rather than through serde derives: the
+// derives instantiated serde's map visitor for each of the four shapes, about 25 KB of the
+// module for code that runs once per configuration load. The first five keys of each card are
+// the shared rate fields, in [`RateOverride`]'s order.
+const PRICES_FIELDS: [&str; 2] = ["models", "aliases"];
+const RATE_FIELDS: [&str; 5] = ["input", "cached_input", "cache_write_5m", "cache_write_1h", "output"];
+const MODEL_FIELDS: [&str; 10] = [
+    "input",
+    "cached_input",
+    "cache_write_5m",
+    "cache_write_1h",
+    "output",
+    "long_context",
+    "priority",
+    "flex",
+    "web_search_per_1k_calls",
+    "web_fetch_per_1k_calls",
+];
+const LONG_CONTEXT_FIELDS: [&str; 6] =
+    ["input", "cached_input", "cache_write_5m", "cache_write_1h", "output", "above_input_tokens"];
+
+/// An unknown key, worded as serde's `deny_unknown_fields` words it; the configuration's own
+/// objects use the same wording.
+pub(crate) fn unknown_field_message(key: &str, names: &[&str]) -> String {
+    let expected = match names {
+        [] => "there are no fields".to_owned(),
+        [one] => format!("expected `{one}`"),
+        [a, b] => format!("expected `{a}` or `{b}`"),
+        _ => format!("expected one of `{}`", names.join("`, `")),
+    };
+    format!("unknown field `{key}`, {expected}")
+}
+
+/// `"an object"` etc.: how a JSON value's type is named in configuration errors.
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn shape_error(field: &str, message: String) -> PricingError {
+    PricingError::InvalidOverride { field: field.to_owned(), message }
+}
+
+fn as_object<'v>(v: &'v Value, field: &str) -> Result<&'v Map<String, Value>, PricingError> {
+    match v {
+        Value::Object(map) => Ok(map),
+        other => Err(shape_error(field, format!("expected an object, got {}", json_kind(other)))),
+    }
+}
+
+/// The object's values by key, in the order of `names`; `null` counts as absent.
+fn take_fields<'v>(
+    map: &'v Map<String, Value>,
+    field: &str,
+    names: &[&str],
+    out: &mut [Option<&'v Value>],
+) -> Result<(), PricingError> {
+    for (key, value) in map {
+        let Some(slot) = names.iter().position(|n| n == key).and_then(|i| out.get_mut(i)) else {
+            return Err(shape_error(&format!("{field}.{key}"), unknown_field_message(key, names)));
+        };
+        if !value.is_null() {
+            *slot = Some(value);
+        }
+    }
+    Ok(())
+}
+
+fn decimal(v: Option<&Value>) -> Option<DecimalPrice> {
+    v.map(DecimalPrice::from_value)
+}
+
+fn rate_card(v: &Value, field: &str) -> Result<RateOverride, PricingError> {
+    let mut f = [None; 5];
+    take_fields(as_object(v, field)?, field, &RATE_FIELDS, &mut f)?;
+    let [input, cached_input, cache_write_5m, cache_write_1h, output] = f.map(decimal);
+    Ok(RateOverride { input, cached_input, cache_write_5m, cache_write_1h, output })
+}
+
+impl PriceOverrides {
+    /// Reads the `prices` object; errors name the field, e.g. `prices.models.m.inptu`.
+    pub fn from_value(v: &Value) -> Result<Self, PricingError> {
+        Self::from_map(as_object(v, "prices")?)
+    }
+
+    /// [`PriceOverrides::from_value`] for the section's object.
+    pub fn from_map(map: &Map<String, Value>) -> Result<Self, PricingError> {
+        let mut top = [None; 2];
+        take_fields(map, "prices", &PRICES_FIELDS, &mut top)?;
+        let [models, aliases] = top;
+        let mut out = PriceOverrides::default();
+        if let Some(models) = models {
+            for (name, model) in as_object(models, "prices.models")? {
+                let field = format!("prices.models.{name}");
+                out.models.push((name.clone(), ModelOverride::from_value(model, &field)?));
+            }
+        }
+        if let Some(aliases) = aliases {
+            for (alias, target) in as_object(aliases, "prices.aliases")? {
+                let Value::String(target) = target else {
+                    let got = json_kind(target);
+                    return Err(shape_error(&format!("prices.aliases.{alias}"), format!("expected a string, got {got}")));
+                };
+                out.aliases.insert(alias.clone(), target.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// For tests and tools that read a `prices` document directly; the plugin configuration calls
+/// [`PriceOverrides::from_value`].
+impl<'de> Deserialize<'de> for PriceOverrides {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        PriceOverrides::from_value(&value).map_err(de::Error::custom)
+    }
+}
+
+impl ModelOverride {
+    fn from_value(v: &Value, field: &str) -> Result<Self, PricingError> {
+        let mut f = [None; 10];
+        take_fields(as_object(v, field)?, field, &MODEL_FIELDS, &mut f)?;
+        let [input, cached_input, cache_write_5m, cache_write_1h, output, long_context, priority, flex, web_search, web_fetch] = f;
+        let long_context = match long_context {
+            None => None,
+            Some(v) => {
+                let field = format!("{field}.long_context");
+                let mut l = [None; 6];
+                take_fields(as_object(v, &field)?, &field, &LONG_CONTEXT_FIELDS, &mut l)?;
+                let [input, cached_input, cache_write_5m, cache_write_1h, output, above] = l;
+                let above_input_tokens = match above {
+                    None => None,
+                    Some(v) => Some(v.as_u64().ok_or_else(|| {
+                        let got = if v.is_number() { "a negative or fractional number" } else { json_kind(v) };
+                        shape_error(&format!("{field}.above_input_tokens"), format!("expected a non-negative integer, got {got}"))
+                    })?),
+                };
+                let [input, cached_input, cache_write_5m, cache_write_1h, output] =
+                    [input, cached_input, cache_write_5m, cache_write_1h, output].map(decimal);
+                Some(LongContextOverride { above_input_tokens, input, cached_input, cache_write_5m, cache_write_1h, output })
+            }
+        };
+        let card = |v: Option<&Value>, name: &str| v.map(|v| rate_card(v, &format!("{field}.{name}"))).transpose();
+        Ok(ModelOverride {
+            input: decimal(input),
+            cached_input: decimal(cached_input),
+            cache_write_5m: decimal(cache_write_5m),
+            cache_write_1h: decimal(cache_write_1h),
+            output: decimal(output),
+            long_context,
+            priority: card(priority, "priority")?,
+            flex: card(flex, "flex")?,
+            web_search_per_1k_calls: decimal(web_search),
+            web_fetch_per_1k_calls: decimal(web_fetch),
+        })
+    }
 }
 
 /// USD per 1M tokens -> pico-USD per token.
@@ -286,5 +424,59 @@ impl PriceTable {
             self.version = Cow::Owned(format!("{}+config", self.version));
         }
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn shape_err(json: &str) -> String {
+        let v: Value = serde_json::from_str(json).unwrap();
+        match PriceOverrides::from_value(&v) {
+            Err(PricingError::InvalidOverride { field, message }) => format!("{field}: {message}"),
+            other => format!("not a shape error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shape_errors_name_the_nested_field() {
+        assert_eq!(shape_err("[]"), "prices: expected an object, got an array");
+        assert_eq!(shape_err(r#"{"models": []}"#), "prices.models: expected an object, got an array");
+        assert_eq!(shape_err(r#"{"models": {"m": 1}}"#), "prices.models.m: expected an object, got a number");
+        assert_eq!(
+            shape_err(r#"{"models": {"m": {"flex": {"inptu": "1"}}}}"#),
+            "prices.models.m.flex.inptu: unknown field `inptu`, expected one of `input`, `cached_input`, \
+             `cache_write_5m`, `cache_write_1h`, `output`"
+        );
+        assert_eq!(shape_err(r#"{"aliases": {"a": 1}}"#), "prices.aliases.a: expected a string, got a number");
+        assert_eq!(
+            shape_err(r#"{"models": {"m": {"long_context": {"above_input_tokens": -1}}}}"#),
+            "prices.models.m.long_context.above_input_tokens: expected a non-negative integer, got a negative or fractional number"
+        );
+        assert_eq!(shape_err(r#"{"x": 1}"#), "prices.x: unknown field `x`, expected `models` or `aliases`");
+    }
+
+    #[test]
+    fn values_keep_their_text_and_null_is_absent() {
+        let v: Value = serde_json::from_str(
+            r#"{"models": {"b": {"input": 0.075, "output": "1.50", "cached_input": null, "flex": {"input": -2}},
+                           "a": {"input": true, "long_context": {"above_input_tokens": 200000, "output": 10}}},
+                "aliases": {"dep": "b"}}"#,
+        )
+        .unwrap();
+        let o = PriceOverrides::from_value(&v).unwrap();
+        // In name order, as the table applies them.
+        assert_eq!(o.models.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let (a, b) = (&o.models[0].1, &o.models[1].1);
+        assert_eq!(b.input, Some(DecimalPrice::new("0.075")));
+        assert_eq!(b.output, Some(DecimalPrice::new("1.50")));
+        assert_eq!(b.cached_input, None);
+        assert_eq!(b.flex.as_ref().unwrap().input, Some(DecimalPrice::new("-2")));
+        assert_eq!(a.input, Some(DecimalPrice::new("true")));
+        let long = a.long_context.as_ref().unwrap();
+        assert_eq!((long.above_input_tokens, long.output.clone()), (Some(200_000), Some(DecimalPrice::new("10"))));
+        assert_eq!(o.aliases.get("dep").map(String::as_str), Some("b"));
     }
 }

@@ -153,3 +153,16 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn sort_by_name_is_a_stable_sort() {
+    // Every length up to 40 (odd and even run splits), with many equal names, against std.
+    for len in 0..40u32 {
+        let items: Vec<(String, u32)> = (0..len).map(|i| (format!("m{}", (i * 7 + 3) % 5), i)).collect();
+        let mut ours = items.clone();
+        sort_by_name(&mut ours, |item| &item.0);
+        let mut std_sorted = items;
+        std_sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(ours, std_sorted, "len {len}");
+    }
+}

@@ -19,8 +19,6 @@
 //! [`FrameError`] is also the error type of the NDJSON and JSON-array framers next door, so
 //! the stream layer has one error enum for its binary and text framers.
 
-use std::borrow::Cow;
-
 /// Bytes in the prelude: total length, headers length, prelude CRC.
 pub const PRELUDE_LEN: u32 = 12;
 /// The smallest legal frame: a prelude and a message CRC, no headers, no payload.
@@ -440,7 +438,7 @@ impl EventStreamDecoder {
         let total_len = u32::from_be_bytes([t0, t1, t2, t3]);
         let headers_len = u32::from_be_bytes([h0, h1, h2, h3]);
         let expected = u32::from_be_bytes([c0, c1, c2, c3]);
-        let computed = crc32fast::hash(&[t0, t1, t2, t3, h0, h1, h2, h3]);
+        let computed = crc32_finish(crc32_update(CRC32_INIT, &[t0, t1, t2, t3, h0, h1, h2, h3]));
         if computed != expected {
             return Err(FrameError::PreludeCrc { expected, computed, offset });
         }
@@ -461,10 +459,7 @@ impl EventStreamDecoder {
         let split = self.body.len().saturating_sub(4);
         let (covered, crc) = self.body.split_at_checked(split).unwrap_or((&[], &[]));
         let expected = crc.first_chunk::<4>().map(|c| u32::from_be_bytes(*c)).unwrap_or_default();
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&self.prelude);
-        hasher.update(covered);
-        let computed = hasher.finalize();
+        let computed = crc32_finish(crc32_update(crc32_update(CRC32_INIT, &self.prelude), covered));
         if computed != expected {
             return Err(FrameError::MessageCrc { expected, computed, offset: p.offset });
         }
@@ -480,6 +475,45 @@ impl EventStreamDecoder {
 
 /// Bytes after the prelude: headers, payload, message CRC. The prelude check guarantees
 /// `total_len >= 16` and `total_len <= cap`, so this fits `usize` on 32-bit targets.
+/// CRC-32 (IEEE 802.3, as zlib computes it) state before any byte.
+const CRC32_INIT: u32 = 0xFFFF_FFFF;
+
+/// One table lookup per byte. crc32fast's slice-by-16 tables were 16 KiB of the module's
+/// 400 KB budget; Bedrock frames are a few KiB, so the bytewise loop costs microseconds per
+/// stream, and only on eventstream responses.
+const CRC32_TABLE: [u32; 256] = crc32_table();
+
+// Evaluated at compile time: an out-of-range index fails the build, never a request.
+#[allow(clippy::indexing_slicing)]
+const fn crc32_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            bit += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+}
+
+fn crc32_update(mut crc: u32, bytes: &[u8]) -> u32 {
+    for &b in bytes {
+        // The index is a byte, so the lookup always hits.
+        let entry = CRC32_TABLE.get(usize::from(crc as u8 ^ b)).copied().unwrap_or_default();
+        crc = entry ^ (crc >> 8);
+    }
+    crc
+}
+
+fn crc32_finish(crc: u32) -> u32 {
+    !crc
+}
+
 fn body_len(p: Pending) -> usize {
     (p.total_len - PRELUDE_LEN) as usize
 }
@@ -533,26 +567,35 @@ pub fn decode_base64_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), FrameEr
     Ok(())
 }
 
-#[derive(serde::Deserialize)]
-struct InvokeChunk<'a> {
-    #[serde(borrow)]
-    bytes: Cow<'a, str>,
-}
-
 /// Unwraps an `InvokeModelWithResponseStream` `chunk` payload, `{"bytes":"<base64>"}` (other
 /// members such as the `p` padding are ignored), into the provider's event JSON. `out` is
 /// cleared first so one buffer can be reused across chunks; it grows to at most 3/4 of the
 /// payload, itself bounded by the frame cap.
+///
+/// Read through `serde_json::Value`, whose parser the module has anyway: a derived struct
+/// instantiated a second serde_json reader (about 8 KB of the module) for one string field.
 pub fn decode_invoke_chunk(payload: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
     out.clear();
-    let chunk: InvokeChunk<'_> = serde_json::from_slice(payload).map_err(|_| FrameError::InvalidChunk)?;
-    decode_base64_into(chunk.bytes.as_bytes(), out)
+    let chunk: serde_json::Value = serde_json::from_slice(payload).map_err(|_| FrameError::InvalidChunk)?;
+    let bytes = chunk.get("bytes").and_then(serde_json::Value::as_str).ok_or(FrameError::InvalidChunk)?;
+    decode_base64_into(bytes.as_bytes(), out)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests: a failure should panic
 mod tests {
     use super::*;
+
+    #[test]
+    fn crc32_matches_the_ieee_check_value_and_crc32fast() {
+        let crc = |b: &[u8]| crc32_finish(crc32_update(CRC32_INIT, b));
+        assert_eq!(crc(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc(b""), 0);
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        assert_eq!(crc(&data), crc32fast::hash(&data));
+        let (a, b) = data.split_at(333);
+        assert_eq!(crc32_finish(crc32_update(crc32_update(CRC32_INIT, a), b)), crc32fast::hash(&data));
+    }
 
     fn b64(s: &str) -> Result<Vec<u8>, FrameError> {
         let mut out = Vec::new();
