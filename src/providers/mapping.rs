@@ -89,11 +89,13 @@ struct Node {
     rules: Interest,
 }
 
-/// A rule table compiled into per-depth steps. Compiling costs a sort and a few hundred
-/// compares, the same for every request of an API, so each table is compiled once per VM and
-/// shared ([`CompiledRules::cached`]) instead of once per response.
-#[derive(Debug)]
-struct CompiledRules {
+/// Applies a rule table to scanned values, accumulating usage and facts.
+///
+/// The table is compiled into per-depth steps so that the scanner's interest word is the
+/// set of rules still matching along the current path: a key costs a few short compares,
+/// a scalar one AND, and members no rule mentions are skipped by the scanner unread.
+#[derive(Debug, Clone)]
+pub(crate) struct Extractor {
     rules: &'static [Rule],
     /// Key steps, ordered by depth.
     keys: Vec<Node>,
@@ -104,10 +106,18 @@ struct CompiledRules {
     /// Rules whose path ends at each depth (path length).
     ends: [Interest; MAX_RULE_DEPTH + 1],
     all: Interest,
+    pub(crate) usage: Usage,
+    pub(crate) facts: ResponseFacts,
+    /// `web_search_call` items seen in the current top-level value.
+    web_search_calls: u64,
+    /// OpenRouter's reported parts, combined into `usage.cost` by [`Extractor::settle_cost`].
+    reported_fee: Option<u64>,
+    upstream_cost: Option<u64>,
+    byok: bool,
 }
 
-impl CompiledRules {
-    fn compile(rules: &'static [Rule]) -> Self {
+impl Extractor {
+    pub(crate) fn new(rules: &'static [Rule]) -> Self {
         let mut keys: Vec<Node> = Vec::new();
         let mut any_index = [0; MAX_RULE_DEPTH];
         let mut ends = [0; MAX_RULE_DEPTH + 1];
@@ -142,15 +152,7 @@ impl CompiledRules {
                 }
             }
         }
-        // Grouped by depth, keeping first-seen order within a depth (a stable insertion sort:
-        // tables have a few dozen keys, and it avoids instantiating the std sort).
-        for i in 1..keys.len() {
-            let mut j = i;
-            while j > 0 && keys.get(j - 1).map(|n| n.depth) > keys.get(j).map(|n| n.depth) {
-                keys.swap(j - 1, j);
-                j -= 1;
-            }
-        }
+        keys.sort_by_key(|n| n.depth);
         let mut starts = [keys.len(); MAX_RULE_DEPTH + 1];
         for (depth, start) in starts.iter_mut().enumerate() {
             *start = keys
@@ -165,49 +167,6 @@ impl CompiledRules {
             any_index,
             ends,
             all,
-        }
-    }
-
-    /// The compiled form of `rules`, compiled on first use and kept for the life of the VM
-    /// (a handful of static tables, a few KiB in all). Tables are told apart by address.
-    fn cached(rules: &'static [Rule]) -> &'static CompiledRules {
-        use std::sync::Mutex;
-        static CACHE: Mutex<Vec<&'static CompiledRules>> = Mutex::new(Vec::new());
-        let mut cache = match CACHE.lock() {
-            Ok(cache) => cache,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(found) = cache.iter().find(|t| std::ptr::eq(t.rules, rules)) {
-            return found;
-        }
-        let compiled: &'static CompiledRules = Box::leak(Box::new(CompiledRules::compile(rules)));
-        cache.push(compiled);
-        compiled
-    }
-}
-
-/// Applies a rule table to scanned values, accumulating usage and facts.
-///
-/// The table is compiled into per-depth steps so that the scanner's interest word is the
-/// set of rules still matching along the current path: a key costs a few short compares,
-/// a scalar one AND, and members no rule mentions are skipped by the scanner unread.
-#[derive(Debug, Clone)]
-pub(crate) struct Extractor {
-    table: &'static CompiledRules,
-    pub(crate) usage: Usage,
-    pub(crate) facts: ResponseFacts,
-    /// `web_search_call` items seen in the current top-level value.
-    web_search_calls: u64,
-    /// OpenRouter's reported parts, combined into `usage.cost` by [`Extractor::settle_cost`].
-    reported_fee: Option<u64>,
-    upstream_cost: Option<u64>,
-    byok: bool,
-}
-
-impl Extractor {
-    pub(crate) fn new(rules: &'static [Rule]) -> Self {
-        Self {
-            table: CompiledRules::cached(rules),
             usage: Usage::default(),
             facts: ResponseFacts::default(),
             web_search_calls: 0,
@@ -234,18 +193,17 @@ impl Extractor {
 
     /// Heap bytes of the compiled table (fixed per API).
     pub(crate) fn heap_bytes(&self) -> usize {
-        // The compiled table is shared by every request (see `CompiledRules::cached`).
-        0
+        self.keys.capacity() * std::mem::size_of::<Node>()
     }
 
     /// The rule fully matched by a value with `interest` at `depth`.
     fn target(&self, interest: Interest, depth: usize) -> Option<Target> {
-        let done = interest & self.table.ends.get(depth).copied().unwrap_or(0);
+        let done = interest & self.ends.get(depth).copied().unwrap_or(0);
         if done == 0 {
             return None;
         }
         let index = usize::try_from(done.trailing_zeros()).ok()?;
-        self.table.rules.get(index).map(|r| r.target)
+        self.rules.get(index).map(|r| r.target)
     }
 
     fn counter(&mut self, target: Target) -> Option<&mut Option<u64>> {
@@ -279,20 +237,19 @@ impl Extractor {
 
 impl Visitor for Extractor {
     fn root(&mut self) -> Interest {
-        self.table.all
+        self.all
     }
 
     fn key(&mut self, parent: Interest, depth: usize, key: Option<&[u8]>) -> Interest {
         let Some(key) = key else { return 0 };
-        let start = self.table.starts.get(depth).copied().unwrap_or(usize::MAX);
+        let start = self.starts.get(depth).copied().unwrap_or(usize::MAX);
         let end = self
-            .table
             .starts
             .get(depth + 1)
             .copied()
-            .unwrap_or(self.table.keys.len());
+            .unwrap_or(self.keys.len());
         let mut rules = 0;
-        for node in self.table.keys.get(start..end).unwrap_or(&[]) {
+        for node in self.keys.get(start..end).unwrap_or(&[]) {
             // Rule set, length and first byte reject almost every key before the bytes
             // are compared.
             let want = node.key.as_bytes();
@@ -309,7 +266,7 @@ impl Visitor for Extractor {
     }
 
     fn index(&mut self, parent: Interest, depth: usize, _index: u64) -> Interest {
-        parent & self.table.any_index.get(depth).copied().unwrap_or(0)
+        parent & self.any_index.get(depth).copied().unwrap_or(0)
     }
 
     fn value_end(&mut self) {
@@ -401,21 +358,6 @@ mod tests {
     )]
     use super::*;
     use crate::providers::{anthropic, bedrock, cohere, gemini, ollama, openai};
-
-    #[test]
-    fn each_table_is_compiled_once_and_kept_apart() {
-        let chat = CompiledRules::cached(openai::CHAT_COMPLETIONS);
-        assert!(std::ptr::eq(chat, CompiledRules::cached(openai::CHAT_COMPLETIONS)));
-        let messages = CompiledRules::cached(anthropic::MESSAGES);
-        assert!(!std::ptr::eq(chat, messages));
-        assert!(std::ptr::eq(messages.rules, anthropic::MESSAGES));
-        // Keys are grouped by depth, and `starts` points at each depth's first key.
-        assert!(chat.keys.windows(2).all(|w| w[0].depth <= w[1].depth));
-        for (depth, &start) in chat.starts.iter().enumerate() {
-            assert!(chat.keys[..start].iter().all(|n| n.depth < depth));
-            assert!(chat.keys[start..].iter().all(|n| n.depth >= depth));
-        }
-    }
 
     #[test]
     fn every_table_fits_the_interest_word() {
