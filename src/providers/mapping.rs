@@ -50,6 +50,30 @@ impl Target {
                 | Target::OutputItemType
         )
     }
+
+    /// Whether applying a value twice leaves the same state as applying it once: plain
+    /// assignments are, sizes and counts that add up are not. The event-prefix memo only
+    /// replays prefixes made of replayable values. No wildcard arm: a new target must be
+    /// classified here.
+    fn replayable(self) -> bool {
+        match self {
+            Target::Input
+            | Target::Output
+            | Target::CacheRead
+            | Target::CacheCreation
+            | Target::CacheCreation5m
+            | Target::CacheCreation1h
+            | Target::Reasoning
+            | Target::ToolUsePrompt
+            | Target::WebSearch
+            | Target::WebFetch
+            | Target::Model
+            | Target::Id
+            | Target::FinishReason
+            | Target::ServiceTier => true,
+            Target::OutputText | Target::OutputItemType => false,
+        }
+    }
 }
 
 /// One mapping: the value at exactly `path` goes to `target`.
@@ -74,7 +98,31 @@ const MAX_RULE_DEPTH: usize = 8;
 struct Node {
     depth: usize,
     key: &'static str,
+    /// The key's first 8 bytes as a word ([`head`]), compared before anything else.
+    head: u64,
     rules: Interest,
+}
+
+/// The first 8 bytes of a key, zero-padded, as one word: with the length it tells apart
+/// every key of the tables in one compare, and only longer keys compare their tail.
+#[inline]
+fn head(key: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    match key.get(..8) {
+        Some(first) => word.copy_from_slice(first),
+        None => {
+            for (slot, byte) in word.iter_mut().zip(key) {
+                *slot = *byte;
+            }
+        }
+    }
+    u64::from_le_bytes(word)
+}
+
+/// Bit of a key length in [`Extractor::lengths`]; lengths from 63 up share the top bit.
+#[inline]
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 /// Applies a rule table to scanned values, accumulating usage and facts.
@@ -89,6 +137,9 @@ pub(crate) struct Extractor {
     keys: Vec<Node>,
     /// Where each depth's key steps start in `keys` (one past the last depth at the end).
     starts: [usize; MAX_RULE_DEPTH + 1],
+    /// Key lengths of each depth's steps as [`length_bit`]s: most keys of a body (`object`,
+    /// `created`, `logprobs`, ...) have a length no step has and are rejected by one AND.
+    lengths: [u64; MAX_RULE_DEPTH],
     /// Rules taking any array index at each depth.
     any_index: [Interest; MAX_RULE_DEPTH],
     /// Rules whose path ends at each depth (path length).
@@ -98,6 +149,9 @@ pub(crate) struct Extractor {
     pub(crate) facts: ResponseFacts,
     /// `web_search_call` items seen in the current top-level value.
     web_search_calls: u64,
+    /// Values reported with a target that is not [`Target::replayable`], plus top-level
+    /// ends; zero after a prefix means replaying its assignments reproduces it.
+    pub(crate) unreplayable: u64,
 }
 
 impl Extractor {
@@ -129,6 +183,7 @@ impl Extractor {
                             None => keys.push(Node {
                                 depth,
                                 key,
+                                head: head(key.as_bytes()),
                                 rules: bit,
                             }),
                         }
@@ -137,6 +192,12 @@ impl Extractor {
             }
         }
         keys.sort_by_key(|n| n.depth);
+        let mut lengths = [0; MAX_RULE_DEPTH];
+        for node in &keys {
+            if let Some(mask) = lengths.get_mut(node.depth) {
+                *mask |= length_bit(node.key.len());
+            }
+        }
         let mut starts = [keys.len(); MAX_RULE_DEPTH + 1];
         for (depth, start) in starts.iter_mut().enumerate() {
             *start = keys
@@ -148,12 +209,87 @@ impl Extractor {
             rules,
             keys,
             starts,
+            lengths,
             any_index,
             ends,
             all,
             usage: Usage::default(),
             facts: ResponseFacts::default(),
             web_search_calls: 0,
+            unreplayable: 0,
+        }
+    }
+
+    /// The same compiled table with nothing extracted yet: records what a prefix assigns.
+    pub(crate) fn blank(&self) -> Self {
+        Self {
+            rules: self.rules,
+            keys: self.keys.clone(),
+            starts: self.starts,
+            lengths: self.lengths,
+            any_index: self.any_index,
+            ends: self.ends,
+            all: self.all,
+            usage: Usage::default(),
+            facts: ResponseFacts::default(),
+            web_search_calls: 0,
+            unreplayable: 0,
+        }
+    }
+
+    /// Applies what a [`blank`](Self::blank) extractor recorded from a prefix whose values
+    /// were all replayable: every field it set is assigned, exactly as scanning the prefix
+    /// again would. The destructuring names every field, so a new one must be handled here.
+    pub(crate) fn replay(&mut self, usage: &Usage, facts: &ResponseFacts) {
+        let Usage {
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_creation_tokens,
+            cache_creation_5m_tokens,
+            cache_creation_1h_tokens,
+            reasoning_tokens,
+            tool_use_prompt_tokens,
+            web_search_requests,
+            web_fetch_requests,
+        } = usage;
+        let u = &mut self.usage;
+        for (slot, value) in [
+            (&mut u.input_tokens, input_tokens),
+            (&mut u.output_tokens, output_tokens),
+            (&mut u.cache_read_tokens, cache_read_tokens),
+            (&mut u.cache_creation_tokens, cache_creation_tokens),
+            (&mut u.cache_creation_5m_tokens, cache_creation_5m_tokens),
+            (&mut u.cache_creation_1h_tokens, cache_creation_1h_tokens),
+            (&mut u.reasoning_tokens, reasoning_tokens),
+            (&mut u.tool_use_prompt_tokens, tool_use_prompt_tokens),
+            (&mut u.web_search_requests, web_search_requests),
+            (&mut u.web_fetch_requests, web_fetch_requests),
+        ] {
+            if value.is_some() {
+                *slot = *value;
+            }
+        }
+        // Sizes add up and are never replayed (a prefix holding one is not memoised).
+        let ResponseFacts {
+            model,
+            id,
+            finish_reason,
+            service_tier,
+            output_text_bytes: _,
+        } = facts;
+        let f = &mut self.facts;
+        for (slot, value) in [
+            (&mut f.model, model),
+            (&mut f.id, id),
+            (&mut f.finish_reason, finish_reason),
+            (&mut f.service_tier, service_tier),
+        ] {
+            if let Some(text) = value {
+                if slot.as_ref() != Some(text) {
+                    *slot = Some(text.clone());
+                }
+            }
         }
     }
 
@@ -208,6 +344,10 @@ impl Visitor for Extractor {
 
     fn key(&mut self, parent: Interest, depth: usize, key: Option<&[u8]>) -> Interest {
         let Some(key) = key else { return 0 };
+        let lengths = self.lengths.get(depth).copied().unwrap_or(0);
+        if parent == 0 || lengths & length_bit(key.len()) == 0 {
+            return 0;
+        }
         let start = self.starts.get(depth).copied().unwrap_or(usize::MAX);
         let end = self
             .starts
@@ -215,15 +355,16 @@ impl Visitor for Extractor {
             .copied()
             .unwrap_or(self.keys.len());
         let mut rules = 0;
+        let key_head = head(key);
         for node in self.keys.get(start..end).unwrap_or(&[]) {
-            // Rule set, length and first byte reject almost every key before the bytes
-            // are compared.
+            // Rule set, length and first 8 bytes reject almost every key before the rest
+            // of the bytes is compared.
             let want = node.key.as_bytes();
             if node.rules & parent != 0
+                && node.head == key_head
                 && want.len() == key.len()
-                && want.first() == key.first()
                 // Keys are short: a byte loop beats a `memcmp` call.
-                && want.iter().zip(key).all(|(a, b)| a == b)
+                && want.iter().zip(key).skip(8).all(|(a, b)| a == b)
             {
                 rules |= node.rules;
             }
@@ -236,6 +377,7 @@ impl Visitor for Extractor {
     }
 
     fn value_end(&mut self) {
+        self.unreplayable = self.unreplayable.saturating_add(1);
         if self.web_search_calls > 0 {
             self.usage.web_search_requests = Some(self.web_search_calls);
             self.web_search_calls = 0;
@@ -251,6 +393,9 @@ impl Visitor for Extractor {
         let Some(target) = self.target(interest, path.len()) else {
             return;
         };
+        if !target.replayable() {
+            self.unreplayable = self.unreplayable.saturating_add(1);
+        }
         if target == Target::OutputItemType {
             if value.as_str() == Some("web_search_call") {
                 self.web_search_calls = self.web_search_calls.saturating_add(1);
