@@ -7,6 +7,9 @@
 //! Responses API lifecycle events without any provider-specific merging code. `null`
 //! never erases a value that was reported.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use crate::json::{Interest, Path, Scalar, Step, Visitor};
 use crate::usage::Usage;
 
@@ -119,19 +122,17 @@ fn head(key: &[u8]) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// Bit of a key length in [`Extractor::lengths`]; lengths from 63 up share the top bit.
+/// Bit of a key length in [`Table::lengths`]; lengths from 63 up share the top bit.
 #[inline]
 fn length_bit(len: usize) -> u64 {
     1 << len.min(63)
 }
 
-/// Applies a rule table to scanned values, accumulating usage and facts.
-///
-/// The table is compiled into per-depth steps so that the scanner's interest word is the
+/// A rule table compiled into per-depth steps, so that the scanner's interest word is the
 /// set of rules still matching along the current path: a key costs a few short compares,
 /// a scalar one AND, and members no rule mentions are skipped by the scanner unread.
 #[derive(Debug, Clone)]
-pub(crate) struct Extractor {
+pub(crate) struct Table {
     rules: &'static [Rule],
     /// Key steps, ordered by depth.
     keys: Vec<Node>,
@@ -145,6 +146,32 @@ pub(crate) struct Extractor {
     /// Rules whose path ends at each depth (path length).
     ends: [Interest; MAX_RULE_DEPTH + 1],
     all: Interest,
+}
+
+/// Every response table, compiled once per process on first use: compiling costs more
+/// than scanning a 1 KB body, and used to be paid by every response.
+static COMPILED: OnceLock<Vec<Table>> = OnceLock::new();
+
+fn response_tables() -> [&'static [Rule]; 9] {
+    use super::{anthropic, bedrock, cohere, gemini, ollama, openai};
+    [
+        openai::CHAT_COMPLETIONS,
+        openai::COMPLETIONS,
+        openai::EMBEDDINGS,
+        openai::RESPONSES,
+        anthropic::MESSAGES,
+        gemini::GENERATE_CONTENT,
+        bedrock::CONVERSE,
+        cohere::CHAT,
+        ollama::NATIVE,
+    ]
+}
+
+/// Applies a rule table to scanned values, accumulating usage and facts.
+#[derive(Debug, Clone)]
+pub(crate) struct Extractor {
+    /// Shared when the table is one of [`response_tables`], else compiled for this one.
+    table: Cow<'static, Table>,
     pub(crate) usage: Usage,
     pub(crate) facts: ResponseFacts,
     /// `web_search_call` items seen in the current top-level value.
@@ -156,6 +183,35 @@ pub(crate) struct Extractor {
 
 impl Extractor {
     pub(crate) fn new(rules: &'static [Rule]) -> Self {
+        let compiled = COMPILED
+            .get_or_init(|| response_tables().into_iter().map(Table::compile).collect());
+        let table = match compiled.iter().find(|t| std::ptr::eq(t.rules, rules)) {
+            Some(table) => Cow::Borrowed(table),
+            None => Cow::Owned(Table::compile(rules)),
+        };
+        Self {
+            table,
+            usage: Usage::default(),
+            facts: ResponseFacts::default(),
+            web_search_calls: 0,
+            unreplayable: 0,
+        }
+    }
+
+    /// The same table with nothing extracted yet: records what a prefix assigns.
+    pub(crate) fn blank(&self) -> Self {
+        Self {
+            table: self.table.clone(),
+            usage: Usage::default(),
+            facts: ResponseFacts::default(),
+            web_search_calls: 0,
+            unreplayable: 0,
+        }
+    }
+}
+
+impl Table {
+    fn compile(rules: &'static [Rule]) -> Self {
         let mut keys: Vec<Node> = Vec::new();
         let mut any_index = [0; MAX_RULE_DEPTH];
         let mut ends = [0; MAX_RULE_DEPTH + 1];
@@ -213,30 +269,11 @@ impl Extractor {
             any_index,
             ends,
             all,
-            usage: Usage::default(),
-            facts: ResponseFacts::default(),
-            web_search_calls: 0,
-            unreplayable: 0,
         }
     }
+}
 
-    /// The same compiled table with nothing extracted yet: records what a prefix assigns.
-    pub(crate) fn blank(&self) -> Self {
-        Self {
-            rules: self.rules,
-            keys: self.keys.clone(),
-            starts: self.starts,
-            lengths: self.lengths,
-            any_index: self.any_index,
-            ends: self.ends,
-            all: self.all,
-            usage: Usage::default(),
-            facts: ResponseFacts::default(),
-            web_search_calls: 0,
-            unreplayable: 0,
-        }
-    }
-
+impl Extractor {
     /// Applies what a [`blank`](Self::blank) extractor recorded from a prefix whose values
     /// were all replayable: every field it set is assigned, exactly as scanning the prefix
     /// again would. The destructuring names every field, so a new one must be handled here.
@@ -293,19 +330,22 @@ impl Extractor {
         }
     }
 
-    /// Heap bytes of the compiled table (fixed per API).
+    /// Heap bytes this extractor owns: none when its table is the shared compiled one.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.keys.capacity() * std::mem::size_of::<Node>()
+        match &self.table {
+            Cow::Borrowed(_) => 0,
+            Cow::Owned(table) => table.keys.capacity() * std::mem::size_of::<Node>(),
+        }
     }
 
     /// The rule fully matched by a value with `interest` at `depth`.
     fn target(&self, interest: Interest, depth: usize) -> Option<Target> {
-        let done = interest & self.ends.get(depth).copied().unwrap_or(0);
+        let done = interest & self.table.ends.get(depth).copied().unwrap_or(0);
         if done == 0 {
             return None;
         }
         let index = usize::try_from(done.trailing_zeros()).ok()?;
-        self.rules.get(index).map(|r| r.target)
+        self.table.rules.get(index).map(|r| r.target)
     }
 
     fn counter(&mut self, target: Target) -> Option<&mut Option<u64>> {
@@ -339,24 +379,25 @@ impl Extractor {
 
 impl Visitor for Extractor {
     fn root(&mut self) -> Interest {
-        self.all
+        self.table.all
     }
 
     fn key(&mut self, parent: Interest, depth: usize, key: Option<&[u8]>) -> Interest {
         let Some(key) = key else { return 0 };
-        let lengths = self.lengths.get(depth).copied().unwrap_or(0);
+        let lengths = self.table.lengths.get(depth).copied().unwrap_or(0);
         if parent == 0 || lengths & length_bit(key.len()) == 0 {
             return 0;
         }
-        let start = self.starts.get(depth).copied().unwrap_or(usize::MAX);
+        let start = self.table.starts.get(depth).copied().unwrap_or(usize::MAX);
         let end = self
+            .table
             .starts
             .get(depth + 1)
             .copied()
-            .unwrap_or(self.keys.len());
+            .unwrap_or(self.table.keys.len());
         let mut rules = 0;
         let key_head = head(key);
-        for node in self.keys.get(start..end).unwrap_or(&[]) {
+        for node in self.table.keys.get(start..end).unwrap_or(&[]) {
             // Rule set, length and first 8 bytes reject almost every key before the rest
             // of the bytes is compared.
             let want = node.key.as_bytes();
@@ -373,7 +414,7 @@ impl Visitor for Extractor {
     }
 
     fn index(&mut self, parent: Interest, depth: usize, _index: u64) -> Interest {
-        parent & self.any_index.get(depth).copied().unwrap_or(0)
+        parent & self.table.any_index.get(depth).copied().unwrap_or(0)
     }
 
     fn value_end(&mut self) {
@@ -459,6 +500,35 @@ mod tests {
                 .iter()
                 .all(|r| !r.path.is_empty() && r.path.len() <= MAX_RULE_DEPTH));
         }
+    }
+
+    #[test]
+    fn every_response_api_uses_a_table_compiled_once() {
+        use crate::providers::Api::*;
+        for api in [
+            OpenAiChatCompletions,
+            OpenAiResponses,
+            OpenAiEmbeddings,
+            OpenAiCompletions,
+            AnthropicMessages,
+            GeminiGenerateContent,
+            BedrockConverse,
+            BedrockInvoke,
+            CohereChat,
+            OllamaChat,
+            OllamaGenerate,
+        ] {
+            let extractor = Extractor::new(crate::providers::response_rules(api));
+            assert!(matches!(extractor.table, Cow::Borrowed(_)), "{api:?}");
+            assert_eq!(extractor.heap_bytes(), 0);
+        }
+        // A table outside the list still works, compiled for its extractor.
+        static OTHER: &[Rule] = &[rule(&[Step::Key("n")], Target::Input)];
+        let mut own = Extractor::new(OTHER);
+        assert!(matches!(own.table, Cow::Owned(_)));
+        let mut scanner = crate::json::Scanner::new();
+        scanner.feed(br#"{"n":5}"#, &mut own).unwrap();
+        assert_eq!(own.usage.input_tokens, Some(5));
     }
 
     #[test]
