@@ -134,10 +134,7 @@ impl EventMemo {
                 (Some(s), Phase::Holding) => s.cut,
                 _ => self.reference.len(),
             };
-            let want = self
-                .reference
-                .get(self.matched..limit)
-                .unwrap_or(&[]);
+            let want = self.reference.get(self.matched..limit).unwrap_or(&[]);
             let same = match rest.get(..want.len()) {
                 // Usually the whole prefix is there and equal: one `memcmp`.
                 Some(head) if head == want => want.len(),

@@ -183,8 +183,8 @@ pub(crate) struct Extractor {
 
 impl Extractor {
     pub(crate) fn new(rules: &'static [Rule]) -> Self {
-        let compiled = COMPILED
-            .get_or_init(|| response_tables().into_iter().map(Table::compile).collect());
+        let compiled =
+            COMPILED.get_or_init(|| response_tables().into_iter().map(Table::compile).collect());
         let table = match compiled.iter().find(|t| std::ptr::eq(t.rules, rules)) {
             Some(table) => Cow::Borrowed(table),
             None => Cow::Owned(Table::compile(rules)),

@@ -318,7 +318,11 @@ impl ResponseScanner {
         .sum::<usize>();
         // Bedrock's frame buffer is bounded by the eventstream frame cap, the unwrapped
         // chunk buffer by 3/4 of it.
-        let framers = self.framers.eventstream.as_ref().map_or(0, |d| d.buffer_capacity())
+        let framers = self
+            .framers
+            .eventstream
+            .as_ref()
+            .map_or(0, |d| d.buffer_capacity())
             + self.framers.invoke_chunk.capacity();
         std::mem::size_of::<Self>()
             + self.json.heap_bytes()
@@ -444,7 +448,11 @@ mod tests {
         }
         let bytes: Vec<&[u8]> = body.chunks(1).collect();
         assert_eq!(scan_with(api, &bytes, true).0, plain, "byte by byte");
-        assert_eq!(scan_with(api, &bytes, false).0, plain, "byte by byte, no memo");
+        assert_eq!(
+            scan_with(api, &bytes, false).0,
+            plain,
+            "byte by byte, no memo"
+        );
         (plain, hits)
     }
 
@@ -476,18 +484,54 @@ mod tests {
     #[test]
     fn every_sse_fixture_reads_the_same_with_the_memo_split_anywhere() {
         let fixtures: [(Api, &[u8]); 12] = [
-            (Api::OpenAiChatCompletions, include_bytes!("../../tests/fixtures/openai/chat-streaming.sse")),
-            (Api::OpenAiChatCompletions, include_bytes!("../../tests/fixtures/openai/chat-streaming-detailed-usage.sse")),
-            (Api::OpenAiChatCompletions, include_bytes!("../../tests/fixtures/openai/chat-streaming-web-search.sse")),
-            (Api::OpenAiChatCompletions, include_bytes!("../../tests/fixtures/openai/ag-chat-stream.sse")),
-            (Api::OpenAiChatCompletions, include_bytes!("../../tests/fixtures/compat/groq-stream.sse")),
-            (Api::OpenAiCompletions, include_bytes!("../../tests/fixtures/openai/completion-streaming.sse")),
-            (Api::OpenAiCompletions, include_bytes!("../../tests/fixtures/openai/completion-streaming-usage.sse")),
-            (Api::OpenAiResponses, include_bytes!("../../tests/fixtures/openai/responses-stream.sse")),
-            (Api::AnthropicMessages, include_bytes!("../../tests/fixtures/anthropic/stream-basic.sse")),
-            (Api::AnthropicMessages, include_bytes!("../../tests/fixtures/anthropic/synthetic-web-search-stream.sse")),
-            (Api::GeminiGenerateContent, include_bytes!("../../tests/fixtures/gemini/stream.sse")),
-            (Api::CohereChat, include_bytes!("../../tests/fixtures/cohere/chat-stream.sse")),
+            (
+                Api::OpenAiChatCompletions,
+                include_bytes!("../../tests/fixtures/openai/chat-streaming.sse"),
+            ),
+            (
+                Api::OpenAiChatCompletions,
+                include_bytes!("../../tests/fixtures/openai/chat-streaming-detailed-usage.sse"),
+            ),
+            (
+                Api::OpenAiChatCompletions,
+                include_bytes!("../../tests/fixtures/openai/chat-streaming-web-search.sse"),
+            ),
+            (
+                Api::OpenAiChatCompletions,
+                include_bytes!("../../tests/fixtures/openai/ag-chat-stream.sse"),
+            ),
+            (
+                Api::OpenAiChatCompletions,
+                include_bytes!("../../tests/fixtures/compat/groq-stream.sse"),
+            ),
+            (
+                Api::OpenAiCompletions,
+                include_bytes!("../../tests/fixtures/openai/completion-streaming.sse"),
+            ),
+            (
+                Api::OpenAiCompletions,
+                include_bytes!("../../tests/fixtures/openai/completion-streaming-usage.sse"),
+            ),
+            (
+                Api::OpenAiResponses,
+                include_bytes!("../../tests/fixtures/openai/responses-stream.sse"),
+            ),
+            (
+                Api::AnthropicMessages,
+                include_bytes!("../../tests/fixtures/anthropic/stream-basic.sse"),
+            ),
+            (
+                Api::AnthropicMessages,
+                include_bytes!("../../tests/fixtures/anthropic/synthetic-web-search-stream.sse"),
+            ),
+            (
+                Api::GeminiGenerateContent,
+                include_bytes!("../../tests/fixtures/gemini/stream.sse"),
+            ),
+            (
+                Api::CohereChat,
+                include_bytes!("../../tests/fixtures/cohere/chat-stream.sse"),
+            ),
         ];
         let mut hits = 0;
         for (api, body) in fixtures {
@@ -568,9 +612,15 @@ mod tests {
         // An event that is a strict prefix of the memoised bytes, a broken one, keep-alives,
         // a multi-line event, an unrelated event type, then the usage chunk.
         body.push_str(&format!("data: {}\n\n", &HEAD[..60]));
-        body.push_str(&format!("data: {HEAD}{{\"index\":0,\"delta\":{{\"content\":\"x\"}}]]}}\n\n"));
+        body.push_str(&format!(
+            "data: {HEAD}{{\"index\":0,\"delta\":{{\"content\":\"x\"}}]]}}\n\n"
+        ));
         body.push_str(": ping\n\ndata:\n\n");
-        body.push_str(&format!("data: {}\ndata: {}\n\n", &HEAD[..70], &chat_event(&delta("m"), "")[6 + 70..].trim_end()));
+        body.push_str(&format!(
+            "data: {}\ndata: {}\n\n",
+            &HEAD[..70],
+            &chat_event(&delta("m"), "")[6 + 70..].trim_end()
+        ));
         body.push_str("event: error\ndata: {\"error\":{\"message\":\"usage\"}}\n\n");
         body.push_str(&chat_event("", USAGE));
         let (out, _) = same_with_and_without_memo(Api::OpenAiChatCompletions, body.as_bytes());
@@ -642,7 +692,11 @@ mod tests {
                 pad = "p".repeat(rng.below(600) as usize);
             }
             s.feed(format!("data: {{\"id\":\"{pad}\",\"n\":{i},\"choices\":[]}}\n\n").as_bytes());
-            assert!(s.retained_bytes() <= baseline + (8 << 10), "{}", s.retained_bytes());
+            assert!(
+                s.retained_bytes() <= baseline + (8 << 10),
+                "{}",
+                s.retained_bytes()
+            );
         }
         assert!(s.prefix_memo_hits() > 0);
     }

@@ -458,7 +458,10 @@ mod tests {
             b"event: message_start\r\ndata: {\"a\":1}\r\n\r\n: c\n\nevent: x\rdata: [DONE]\r\rdata: a\ndata: b\n\ndata:x\ndata:\ndata:  y\n\ndatum: z\ndata\n\n";
         let whole = frame(body);
         // The `data:` shortcut (whole lines in one chunk) and the byte states agree.
-        assert_eq!(whole.0[whole.0.len() - 2..], [ev("", "x\n\n y"), ev("", "")]);
+        assert_eq!(
+            whole.0[whole.0.len() - 2..],
+            [ev("", "x\n\n y"), ev("", "")]
+        );
         for cut in 0..=body.len() {
             let (a, b) = body.split_at(cut);
             assert_eq!(frame_chunks(&[a, b]), whole, "split at {cut}");
