@@ -484,17 +484,7 @@ mod tests {
 
     #[test]
     fn every_table_fits_the_interest_word() {
-        for table in [
-            openai::CHAT_COMPLETIONS,
-            openai::COMPLETIONS,
-            openai::EMBEDDINGS,
-            openai::RESPONSES,
-            anthropic::MESSAGES,
-            gemini::GENERATE_CONTENT,
-            bedrock::CONVERSE,
-            cohere::CHAT,
-            ollama::NATIVE,
-        ] {
+        for table in response_tables() {
             assert!(table.len() <= MAX_RULES);
             assert!(table
                 .iter()
