@@ -356,6 +356,87 @@ impl Scanner {
         self.repaired.capacity()
     }
 
+    /// Continues exactly where `other` stopped, as if this scanner had been reset and fed
+    /// the same bytes. Unlike `clone_from` it copies only the live part of the path (the
+    /// frames and keys up to the current depth, the captured string so far), which is what
+    /// makes resuming after a memoised event prefix cheap. Slots past the live part are
+    /// never read before being written, as after [`reset`](Self::reset). The destructuring
+    /// names every field, so a new one must be handled here.
+    pub fn resume_from(&mut self, other: &Scanner) {
+        let Scanner {
+            state,
+            sequence,
+            depth,
+            deep,
+            frames,
+            keys,
+            interest,
+            str_key,
+            str_capture,
+            str_buf,
+            str_len,
+            str_truncated,
+            str_raw,
+            hex_got,
+            hex_acc,
+            high_surrogate,
+            num_phase,
+            num_value,
+            num_integer,
+            num_capture,
+            num_long,
+            num_len,
+            num_buf,
+            lit,
+            lit_pos,
+            offset,
+            error,
+            values,
+            repaired,
+        } = other;
+        let live = (*depth).min(MAX_TRACKED_DEPTH);
+        if let (Some(dst), Some(src)) = (self.frames.get_mut(..live), frames.get(..live)) {
+            dst.copy_from_slice(src);
+        }
+        if let (Some(dst), Some(src)) = (self.keys.get_mut(..live), keys.get(..live)) {
+            dst.copy_from_slice(src);
+        }
+        let number = (*num_len).min(MAX_NUMBER_BYTES);
+        if let (Some(dst), Some(src)) = (self.num_buf.get_mut(..number), num_buf.get(..number)) {
+            dst.copy_from_slice(src);
+        }
+        let captured = (*str_len).min(MAX_STRING_BYTES);
+        if let (Some(dst), Some(src)) = (self.str_buf.get_mut(..captured), str_buf.get(..captured))
+        {
+            dst.copy_from_slice(src);
+        }
+        self.state = *state;
+        self.sequence = *sequence;
+        self.depth = *depth;
+        self.deep = *deep;
+        self.interest = *interest;
+        self.str_key = *str_key;
+        self.str_capture = *str_capture;
+        self.str_len = *str_len;
+        self.str_truncated = *str_truncated;
+        self.str_raw = *str_raw;
+        self.hex_got = *hex_got;
+        self.hex_acc = *hex_acc;
+        self.high_surrogate = *high_surrogate;
+        self.num_phase = *num_phase;
+        self.num_value = *num_value;
+        self.num_integer = *num_integer;
+        self.num_capture = *num_capture;
+        self.num_long = *num_long;
+        self.num_len = *num_len;
+        self.lit = *lit;
+        self.lit_pos = *lit_pos;
+        self.offset = *offset;
+        self.error = *error;
+        self.values = *values;
+        self.repaired.clone_from(repaired);
+    }
+
     #[inline]
     fn path(&self) -> Path<'_> {
         Path {

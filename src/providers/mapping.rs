@@ -7,6 +7,9 @@
 //! Responses API lifecycle events without any provider-specific merging code. `null`
 //! never erases a value that was reported.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use crate::json::{Interest, Path, Scalar, Step, Visitor};
 use crate::pricing::{parse_scaled, PicoUsd};
 use crate::usage::Usage;
@@ -62,6 +65,36 @@ impl Target {
                 | Target::OutputItemType
         )
     }
+
+    /// Whether applying a value twice leaves the same state as applying it once: plain
+    /// assignments are, sizes and counts that add up are not. The event-prefix memo only
+    /// replays prefixes made of replayable values. No wildcard arm: a new target must be
+    /// classified here.
+    fn replayable(self) -> bool {
+        match self {
+            Target::Input
+            | Target::Output
+            | Target::CacheRead
+            | Target::CacheCreation
+            | Target::CacheCreation5m
+            | Target::CacheCreation1h
+            | Target::Reasoning
+            | Target::ToolUsePrompt
+            | Target::WebSearch
+            | Target::WebFetch
+            | Target::Model
+            | Target::Id
+            | Target::FinishReason
+            | Target::ServiceTier => true,
+            // Sizes and counts add up; the cost parts combine in `settle_cost`, outside
+            // `Usage`, so a prefix holding one is never memoised.
+            Target::OutputText
+            | Target::OutputItemType
+            | Target::Cost
+            | Target::UpstreamCost
+            | Target::Byok => false,
+        }
+    }
 }
 
 /// One mapping: the value at exactly `path` goes to `target`.
@@ -86,26 +119,77 @@ const MAX_RULE_DEPTH: usize = 8;
 struct Node {
     depth: usize,
     key: &'static str,
+    /// The key's first 8 bytes as a word ([`head`]), compared before anything else.
+    head: u64,
     rules: Interest,
 }
 
-/// Applies a rule table to scanned values, accumulating usage and facts.
-///
-/// The table is compiled into per-depth steps so that the scanner's interest word is the
+/// The first 8 bytes of a key, zero-padded, as one word: with the length it tells apart
+/// every key of the tables in one compare, and only longer keys compare their tail.
+#[inline]
+fn head(key: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    match key.get(..8) {
+        Some(first) => word.copy_from_slice(first),
+        None => {
+            for (slot, byte) in word.iter_mut().zip(key) {
+                *slot = *byte;
+            }
+        }
+    }
+    u64::from_le_bytes(word)
+}
+
+/// Bit of a key length in [`Table::lengths`]; lengths from 63 up share the top bit.
+#[inline]
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
+}
+
+/// A rule table compiled into per-depth steps, so that the scanner's interest word is the
 /// set of rules still matching along the current path: a key costs a few short compares,
 /// a scalar one AND, and members no rule mentions are skipped by the scanner unread.
 #[derive(Debug, Clone)]
-pub(crate) struct Extractor {
+pub(crate) struct Table {
     rules: &'static [Rule],
     /// Key steps, ordered by depth.
     keys: Vec<Node>,
     /// Where each depth's key steps start in `keys` (one past the last depth at the end).
     starts: [usize; MAX_RULE_DEPTH + 1],
+    /// Key lengths of each depth's steps as [`length_bit`]s: most keys of a body (`object`,
+    /// `created`, `logprobs`, ...) have a length no step has and are rejected by one AND.
+    lengths: [u64; MAX_RULE_DEPTH],
     /// Rules taking any array index at each depth.
     any_index: [Interest; MAX_RULE_DEPTH],
     /// Rules whose path ends at each depth (path length).
     ends: [Interest; MAX_RULE_DEPTH + 1],
     all: Interest,
+}
+
+/// Every response table, compiled once per process on first use: compiling costs more
+/// than scanning a 1 KB body, and used to be paid by every response.
+static COMPILED: OnceLock<Vec<Table>> = OnceLock::new();
+
+fn response_tables() -> [&'static [Rule]; 9] {
+    use super::{anthropic, bedrock, cohere, gemini, ollama, openai};
+    [
+        openai::CHAT_COMPLETIONS,
+        openai::COMPLETIONS,
+        openai::EMBEDDINGS,
+        openai::RESPONSES,
+        anthropic::MESSAGES,
+        gemini::GENERATE_CONTENT,
+        bedrock::CONVERSE,
+        cohere::CHAT,
+        ollama::NATIVE,
+    ]
+}
+
+/// Applies a rule table to scanned values, accumulating usage and facts.
+#[derive(Debug, Clone)]
+pub(crate) struct Extractor {
+    /// Shared when the table is one of [`response_tables`], else compiled for this one.
+    table: Cow<'static, Table>,
     pub(crate) usage: Usage,
     pub(crate) facts: ResponseFacts,
     /// `web_search_call` items seen in the current top-level value.
@@ -114,10 +198,63 @@ pub(crate) struct Extractor {
     reported_fee: Option<u64>,
     upstream_cost: Option<u64>,
     byok: bool,
+    /// Values reported with a target that is not [`Target::replayable`], plus top-level
+    /// ends; zero after a prefix means replaying its assignments reproduces it.
+    pub(crate) unreplayable: u64,
 }
 
 impl Extractor {
     pub(crate) fn new(rules: &'static [Rule]) -> Self {
+        let compiled =
+            COMPILED.get_or_init(|| response_tables().into_iter().map(Table::compile).collect());
+        let table = match compiled.iter().find(|t| std::ptr::eq(t.rules, rules)) {
+            Some(table) => Cow::Borrowed(table),
+            None => Cow::Owned(Table::compile(rules)),
+        };
+        Self {
+            table,
+            usage: Usage::default(),
+            facts: ResponseFacts::default(),
+            web_search_calls: 0,
+            reported_fee: None,
+            upstream_cost: None,
+            byok: false,
+            unreplayable: 0,
+        }
+    }
+
+    /// The request's cost from OpenRouter's parts: the fee, plus, for BYOK, what the upstream
+    /// provider billed to the caller's key; both are money the caller spends on the request.
+    /// Without BYOK `upstream_inference_cost` is null or already inside `cost`, so it is not
+    /// added.
+    fn settle_cost(&mut self) {
+        let upstream = if self.byok { self.upstream_cost } else { None };
+        let total = match (self.reported_fee, upstream) {
+            (Some(fee), Some(up)) => Some(fee.saturating_add(up)),
+            (fee, up) => fee.or(up),
+        };
+        if let Some(pico) = total {
+            self.usage.cost = Some(PicoUsd(pico));
+        }
+    }
+
+    /// The same table with nothing extracted yet: records what a prefix assigns.
+    pub(crate) fn blank(&self) -> Self {
+        Self {
+            table: self.table.clone(),
+            usage: Usage::default(),
+            facts: ResponseFacts::default(),
+            web_search_calls: 0,
+            reported_fee: None,
+            upstream_cost: None,
+            byok: false,
+            unreplayable: 0,
+        }
+    }
+}
+
+impl Table {
+    fn compile(rules: &'static [Rule]) -> Self {
         let mut keys: Vec<Node> = Vec::new();
         let mut any_index = [0; MAX_RULE_DEPTH];
         let mut ends = [0; MAX_RULE_DEPTH + 1];
@@ -145,6 +282,7 @@ impl Extractor {
                             None => keys.push(Node {
                                 depth,
                                 key,
+                                head: head(key.as_bytes()),
                                 rules: bit,
                             }),
                         }
@@ -153,6 +291,12 @@ impl Extractor {
             }
         }
         keys.sort_by_key(|n| n.depth);
+        let mut lengths = [0; MAX_RULE_DEPTH];
+        for node in &keys {
+            if let Some(mask) = lengths.get_mut(node.depth) {
+                *mask |= length_bit(node.key.len());
+            }
+        }
         let mut starts = [keys.len(); MAX_RULE_DEPTH + 1];
         for (depth, start) in starts.iter_mut().enumerate() {
             *start = keys
@@ -164,46 +308,89 @@ impl Extractor {
             rules,
             keys,
             starts,
+            lengths,
             any_index,
             ends,
             all,
-            usage: Usage::default(),
-            facts: ResponseFacts::default(),
-            web_search_calls: 0,
-            reported_fee: None,
-            upstream_cost: None,
-            byok: false,
+        }
+    }
+}
+
+impl Extractor {
+    /// Applies what a [`blank`](Self::blank) extractor recorded from a prefix whose values
+    /// were all replayable: every field it set is assigned, exactly as scanning the prefix
+    /// again would. The destructuring names every field, so a new one must be handled here.
+    pub(crate) fn replay(&mut self, usage: &Usage, facts: &ResponseFacts) {
+        let Usage {
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_creation_tokens,
+            cache_creation_5m_tokens,
+            cache_creation_1h_tokens,
+            reasoning_tokens,
+            tool_use_prompt_tokens,
+            web_search_requests,
+            web_fetch_requests,
+            // Never set by a replayable target (see `Target::replayable`).
+            cost: _,
+        } = usage;
+        let u = &mut self.usage;
+        for (slot, value) in [
+            (&mut u.input_tokens, input_tokens),
+            (&mut u.output_tokens, output_tokens),
+            (&mut u.cache_read_tokens, cache_read_tokens),
+            (&mut u.cache_creation_tokens, cache_creation_tokens),
+            (&mut u.cache_creation_5m_tokens, cache_creation_5m_tokens),
+            (&mut u.cache_creation_1h_tokens, cache_creation_1h_tokens),
+            (&mut u.reasoning_tokens, reasoning_tokens),
+            (&mut u.tool_use_prompt_tokens, tool_use_prompt_tokens),
+            (&mut u.web_search_requests, web_search_requests),
+            (&mut u.web_fetch_requests, web_fetch_requests),
+        ] {
+            if value.is_some() {
+                *slot = *value;
+            }
+        }
+        // Sizes add up and are never replayed (a prefix holding one is not memoised).
+        let ResponseFacts {
+            model,
+            id,
+            finish_reason,
+            service_tier,
+            output_text_bytes: _,
+        } = facts;
+        let f = &mut self.facts;
+        for (slot, value) in [
+            (&mut f.model, model),
+            (&mut f.id, id),
+            (&mut f.finish_reason, finish_reason),
+            (&mut f.service_tier, service_tier),
+        ] {
+            if let Some(text) = value {
+                if slot.as_ref() != Some(text) {
+                    *slot = Some(text.clone());
+                }
+            }
         }
     }
 
-    /// The request's cost from OpenRouter's parts: the fee, plus, for BYOK, what the upstream
-    /// provider billed to the caller's key; both are money the caller spends on the request.
-    /// Without BYOK `upstream_inference_cost` is null or already inside `cost`, so it is not
-    /// added.
-    fn settle_cost(&mut self) {
-        let upstream = if self.byok { self.upstream_cost } else { None };
-        let total = match (self.reported_fee, upstream) {
-            (Some(fee), Some(up)) => Some(fee.saturating_add(up)),
-            (fee, up) => fee.or(up),
-        };
-        if let Some(pico) = total {
-            self.usage.cost = Some(PicoUsd(pico));
-        }
-    }
-
-    /// Heap bytes of the compiled table (fixed per API).
+    /// Heap bytes this extractor owns: none when its table is the shared compiled one.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.keys.capacity() * std::mem::size_of::<Node>()
+        match &self.table {
+            Cow::Borrowed(_) => 0,
+            Cow::Owned(table) => table.keys.capacity() * std::mem::size_of::<Node>(),
+        }
     }
 
     /// The rule fully matched by a value with `interest` at `depth`.
     fn target(&self, interest: Interest, depth: usize) -> Option<Target> {
-        let done = interest & self.ends.get(depth).copied().unwrap_or(0);
+        let done = interest & self.table.ends.get(depth).copied().unwrap_or(0);
         if done == 0 {
             return None;
         }
         let index = usize::try_from(done.trailing_zeros()).ok()?;
-        self.rules.get(index).map(|r| r.target)
+        self.table.rules.get(index).map(|r| r.target)
     }
 
     fn counter(&mut self, target: Target) -> Option<&mut Option<u64>> {
@@ -237,27 +424,33 @@ impl Extractor {
 
 impl Visitor for Extractor {
     fn root(&mut self) -> Interest {
-        self.all
+        self.table.all
     }
 
     fn key(&mut self, parent: Interest, depth: usize, key: Option<&[u8]>) -> Interest {
         let Some(key) = key else { return 0 };
-        let start = self.starts.get(depth).copied().unwrap_or(usize::MAX);
+        let lengths = self.table.lengths.get(depth).copied().unwrap_or(0);
+        if parent == 0 || lengths & length_bit(key.len()) == 0 {
+            return 0;
+        }
+        let start = self.table.starts.get(depth).copied().unwrap_or(usize::MAX);
         let end = self
+            .table
             .starts
             .get(depth + 1)
             .copied()
-            .unwrap_or(self.keys.len());
+            .unwrap_or(self.table.keys.len());
         let mut rules = 0;
-        for node in self.keys.get(start..end).unwrap_or(&[]) {
-            // Rule set, length and first byte reject almost every key before the bytes
-            // are compared.
+        let key_head = head(key);
+        for node in self.table.keys.get(start..end).unwrap_or(&[]) {
+            // Rule set, length and first 8 bytes reject almost every key before the rest
+            // of the bytes is compared.
             let want = node.key.as_bytes();
             if node.rules & parent != 0
+                && node.head == key_head
                 && want.len() == key.len()
-                && want.first() == key.first()
                 // Keys are short: a byte loop beats a `memcmp` call.
-                && want.iter().zip(key).all(|(a, b)| a == b)
+                && want.iter().zip(key).skip(8).all(|(a, b)| a == b)
             {
                 rules |= node.rules;
             }
@@ -266,10 +459,11 @@ impl Visitor for Extractor {
     }
 
     fn index(&mut self, parent: Interest, depth: usize, _index: u64) -> Interest {
-        parent & self.any_index.get(depth).copied().unwrap_or(0)
+        parent & self.table.any_index.get(depth).copied().unwrap_or(0)
     }
 
     fn value_end(&mut self) {
+        self.unreplayable = self.unreplayable.saturating_add(1);
         if self.web_search_calls > 0 {
             self.usage.web_search_requests = Some(self.web_search_calls);
             self.web_search_calls = 0;
@@ -292,6 +486,9 @@ impl Visitor for Extractor {
         let Some(target) = self.target(interest, path.len()) else {
             return;
         };
+        if !target.replayable() {
+            self.unreplayable = self.unreplayable.saturating_add(1);
+        }
         if target == Target::OutputItemType {
             if value.as_str() == Some("web_search_call") {
                 self.web_search_calls = self.web_search_calls.saturating_add(1);
@@ -361,22 +558,41 @@ mod tests {
 
     #[test]
     fn every_table_fits_the_interest_word() {
-        for table in [
-            openai::CHAT_COMPLETIONS,
-            openai::COMPLETIONS,
-            openai::EMBEDDINGS,
-            openai::RESPONSES,
-            anthropic::MESSAGES,
-            gemini::GENERATE_CONTENT,
-            bedrock::CONVERSE,
-            cohere::CHAT,
-            ollama::NATIVE,
-        ] {
+        for table in response_tables() {
             assert!(table.len() <= MAX_RULES);
             assert!(table
                 .iter()
                 .all(|r| !r.path.is_empty() && r.path.len() <= MAX_RULE_DEPTH));
         }
+    }
+
+    #[test]
+    fn every_response_api_uses_a_table_compiled_once() {
+        use crate::providers::Api::*;
+        for api in [
+            OpenAiChatCompletions,
+            OpenAiResponses,
+            OpenAiEmbeddings,
+            OpenAiCompletions,
+            AnthropicMessages,
+            GeminiGenerateContent,
+            BedrockConverse,
+            BedrockInvoke,
+            CohereChat,
+            OllamaChat,
+            OllamaGenerate,
+        ] {
+            let extractor = Extractor::new(crate::providers::response_rules(api));
+            assert!(matches!(extractor.table, Cow::Borrowed(_)), "{api:?}");
+            assert_eq!(extractor.heap_bytes(), 0);
+        }
+        // A table outside the list still works, compiled for its extractor.
+        static OTHER: &[Rule] = &[rule(&[Step::Key("n")], Target::Input)];
+        let mut own = Extractor::new(OTHER);
+        assert!(matches!(own.table, Cow::Owned(_)));
+        let mut scanner = crate::json::Scanner::new();
+        scanner.feed(br#"{"n":5}"#, &mut own).unwrap();
+        assert_eq!(own.usage.input_tokens, Some(5));
     }
 
     #[test]

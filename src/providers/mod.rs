@@ -16,6 +16,7 @@ pub mod azure;
 mod bedrock;
 mod cohere;
 mod detect;
+mod event_memo;
 mod gemini;
 mod mapping;
 mod ollama;

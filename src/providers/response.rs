@@ -10,6 +10,12 @@
 //! and skipped, and `[DONE]` never reaches it. `InvokeModelWithResponseStream` `chunk`
 //! events are unwrapped (base64) before scanning; the buffer for that is bounded by the
 //! eventstream frame cap.
+//!
+//! SSE events go through the stream's prefix memo (`event_memo`): the bytes every chunk of
+//! a stream repeats are scanned once or twice, and later events restore the scanner state
+//! after them instead of scanning them again. The result is exactly that of plain scanning
+//! (the tests below compare both at every split); what it saves is most of the per-event
+//! JSON work of a chat stream.
 
 use crate::json::{JsonError, Scanner};
 use crate::stream::eventstream::{
@@ -20,6 +26,7 @@ use crate::stream::ndjson::{NdjsonFramer, Segment};
 use crate::stream::{SseFramer, SseSink};
 use crate::usage::{Conventions, Usage};
 
+use super::event_memo::EventMemo;
 use super::mapping::Extractor;
 use super::{response_rules, Api, ExtractError, ResponseOutcome, Route};
 
@@ -42,21 +49,33 @@ struct EventStats {
     first_error: Option<JsonError>,
 }
 
-/// Feeds one SSE event's data into the scanner.
+/// Feeds one SSE event's data into the scanner, through the prefix memo when there is one.
 struct EventSink<'a> {
     json: &'a mut Scanner,
     extractor: &'a mut Extractor,
     stats: &'a mut EventStats,
+    memo: Option<&'a mut EventMemo>,
 }
 
 impl SseSink for EventSink<'_> {
     fn data(&mut self, bytes: &[u8]) {
-        // A failure sticks in the scanner until the event ends; it is counted there.
-        let _sticky = self.json.feed(bytes, self.extractor);
+        match self.memo.as_deref_mut() {
+            Some(memo) => memo.data(bytes, self.json, self.extractor),
+            None => {
+                // A failure sticks in the scanner until the event ends; it is counted there.
+                let _sticky = self.json.feed(bytes, self.extractor);
+            }
+        }
     }
 
     fn event_end(&mut self, _name: &[u8]) {
+        if let Some(memo) = self.memo.as_deref_mut() {
+            memo.event_end(self.json, self.extractor);
+        }
         end_event(self.json, self.extractor, self.stats);
+        if let Some(memo) = self.memo.as_deref_mut() {
+            memo.learn(self.json, self.extractor);
+        }
     }
 
     fn done(&mut self) {
@@ -101,6 +120,8 @@ pub struct ResponseScanner {
     framers: Framers,
     extractor: Extractor,
     stats: EventStats,
+    /// Skips the prefix SSE events share; `None` only in tests comparing against it.
+    memo: Option<EventMemo>,
     /// Usage from response headers (Bedrock `x-amzn-bedrock-*-token-count`), used when the
     /// body reports none.
     header_usage: Usage,
@@ -127,6 +148,7 @@ impl ResponseScanner {
             framers: Framers::default(),
             extractor: Extractor::new(response_rules(api)),
             stats: EventStats::default(),
+            memo: Some(EventMemo::new()),
             header_usage: Usage::default(),
             conventions: api.conventions(),
             outcome: None,
@@ -194,6 +216,7 @@ impl ResponseScanner {
                     json: &mut self.json,
                     extractor: &mut self.extractor,
                     stats: &mut self.stats,
+                    memo: self.memo.as_mut(),
                 };
                 self.sse.feed(chunk, &mut sink);
             }
@@ -208,6 +231,12 @@ impl ResponseScanner {
     /// measures. Role-only and empty deltas do not count.
     pub fn output_text_bytes(&self) -> u64 {
         self.extractor.facts.output_text_bytes
+    }
+
+    /// SSE events whose leading bytes matched the stream's memoised prefix, so the scanner
+    /// state after them was restored instead of scanned (see `providers::event_memo`).
+    pub fn prefix_memo_hits(&self) -> u64 {
+        self.memo.as_ref().map_or(0, EventMemo::hits)
     }
 
     /// NDJSON records or JSON-array elements, each one JSON document.
@@ -306,10 +335,15 @@ impl ResponseScanner {
         .sum::<usize>();
         // Bedrock's frame buffer is bounded by the eventstream frame cap, the unwrapped
         // chunk buffer by 3/4 of it.
-        let framers = self.framers.eventstream.as_ref().map_or(0, |d| d.buffer_capacity())
+        let framers = self
+            .framers
+            .eventstream
+            .as_ref()
+            .map_or(0, |d| d.buffer_capacity())
             + self.framers.invoke_chunk.capacity();
         std::mem::size_of::<Self>()
             + self.json.heap_bytes()
+            + self.memo.as_ref().map_or(0, EventMemo::heap_bytes)
             + self.extractor.heap_bytes()
             + labels
             + framers
@@ -332,6 +366,7 @@ impl ResponseScanner {
                     json: &mut self.json,
                     extractor: &mut self.extractor,
                     stats: &mut self.stats,
+                    memo: self.memo.as_mut(),
                 };
                 let framing = self.sse.finish(&mut sink).err();
                 let error = self
@@ -393,9 +428,296 @@ impl ResponseScanner {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    //! The event-prefix memo against plain scanning: same outcome, whatever the chunking.
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
     use super::*;
     use crate::providers::{Operation, Provider};
+
+    const SSE: &str = "text/event-stream";
+
+    fn scan_with(api: Api, chunks: &[&[u8]], memo: bool) -> (ResponseOutcome, u64) {
+        let mut s = ResponseScanner::new(api, Some(SSE));
+        if !memo {
+            s.memo = None;
+        }
+        for c in chunks {
+            s.feed(c);
+        }
+        (s.finish(), s.prefix_memo_hits())
+    }
+
+    /// Scans `body` whole, split in two at every offset (every 13th past 3 KB: the golden
+    /// tests split the fixtures at every offset already) and byte by byte, with and without
+    /// the memo, asserts every outcome equals the plain whole scan and returns it with the
+    /// hits of the whole scan.
+    fn same_with_and_without_memo(api: Api, body: &[u8]) -> (ResponseOutcome, u64) {
+        let (plain, _) = scan_with(api, &[body], false);
+        let (memo, hits) = scan_with(api, &[body], true);
+        assert_eq!(memo, plain, "whole");
+        let stride = if body.len() > 3000 { 13 } else { 1 };
+        for cut in (0..=body.len()).step_by(stride) {
+            let (a, b) = body.split_at(cut);
+            assert_eq!(scan_with(api, &[a, b], true).0, plain, "split at {cut}");
+        }
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(scan_with(api, &bytes, true).0, plain, "byte by byte");
+        assert_eq!(
+            scan_with(api, &bytes, false).0,
+            plain,
+            "byte by byte, no memo"
+        );
+        (plain, hits)
+    }
+
+    const HEAD: &str = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","service_tier":"default","system_fingerprint":"fp_1","choices":["#;
+
+    fn chat_event(choice: &str, tail: &str) -> String {
+        format!("data: {HEAD}{choice}]{tail}}}\n\n")
+    }
+
+    fn delta(text: &str) -> String {
+        format!(r#"{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":null}}"#)
+    }
+
+    fn chat_stream(words: &[&str], last: &str) -> String {
+        let mut body = chat_event(
+            r#"{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}"#,
+            "",
+        );
+        for w in words {
+            body.push_str(&chat_event(&delta(w), ""));
+        }
+        body.push_str(last);
+        body.push_str("data: [DONE]\n\n");
+        body
+    }
+
+    const USAGE: &str = r#","usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}"#;
+
+    #[test]
+    fn every_sse_fixture_reads_the_same_with_the_memo_split_anywhere() {
+        let fixtures: [(Api, &[u8]); 12] = [
+            (
+                Api::OpenAiChatCompletions,
+                include_bytes!("../../tests/fixtures/openai/chat-streaming.sse"),
+            ),
+            (
+                Api::OpenAiChatCompletions,
+                include_bytes!("../../tests/fixtures/openai/chat-streaming-detailed-usage.sse"),
+            ),
+            (
+                Api::OpenAiChatCompletions,
+                include_bytes!("../../tests/fixtures/openai/chat-streaming-web-search.sse"),
+            ),
+            (
+                Api::OpenAiChatCompletions,
+                include_bytes!("../../tests/fixtures/openai/ag-chat-stream.sse"),
+            ),
+            (
+                Api::OpenAiChatCompletions,
+                include_bytes!("../../tests/fixtures/compat/groq-stream.sse"),
+            ),
+            (
+                Api::OpenAiCompletions,
+                include_bytes!("../../tests/fixtures/openai/completion-streaming.sse"),
+            ),
+            (
+                Api::OpenAiCompletions,
+                include_bytes!("../../tests/fixtures/openai/completion-streaming-usage.sse"),
+            ),
+            (
+                Api::OpenAiResponses,
+                include_bytes!("../../tests/fixtures/openai/responses-stream.sse"),
+            ),
+            (
+                Api::AnthropicMessages,
+                include_bytes!("../../tests/fixtures/anthropic/stream-basic.sse"),
+            ),
+            (
+                Api::AnthropicMessages,
+                include_bytes!("../../tests/fixtures/anthropic/synthetic-web-search-stream.sse"),
+            ),
+            (
+                Api::GeminiGenerateContent,
+                include_bytes!("../../tests/fixtures/gemini/stream.sse"),
+            ),
+            (
+                Api::CohereChat,
+                include_bytes!("../../tests/fixtures/cohere/chat-stream.sse"),
+            ),
+        ];
+        let mut hits = 0;
+        for (api, body) in fixtures {
+            hits += same_with_and_without_memo(api, body).1;
+        }
+        // The fixtures are short, but the recorded chat streams do repeat their prefix: the
+        // memo must have been used, or this test compared plain scanning with itself.
+        assert!(hits >= 10, "memo hits over all fixtures: {hits}");
+    }
+
+    #[test]
+    fn a_chat_stream_scans_its_shared_prefix_twice_then_restores_it() {
+        let words = ["one", "two", "three", "four", "five", "six"];
+        let body = chat_stream(&words, &chat_event("", USAGE));
+        let (out, hits) = same_with_and_without_memo(Api::OpenAiChatCompletions, body.as_bytes());
+        // The role chunk is the reference, the first delta teaches the memo, every later
+        // chunk (four deltas and the usage chunk) restores it.
+        assert_eq!(hits, 5);
+        assert_eq!(out.usage.input_tokens, Some(11));
+        assert_eq!(out.usage.output_tokens, Some(7));
+        assert_eq!(out.facts.model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(out.facts.id.as_deref(), Some("chatcmpl-1"));
+        assert_eq!(out.facts.service_tier.as_deref(), Some("default"));
+        let text: u64 = words.iter().map(|w| w.len() as u64).sum();
+        assert_eq!(out.facts.output_text_bytes, text);
+    }
+
+    #[test]
+    fn a_usage_key_straddling_a_chunk_boundary_after_a_restored_prefix_is_read() {
+        // Usage in a chunk that shares the memoised prefix (restored: 3 hits), and in
+        // OpenAI's `choices: []` chunk, which departs from it inside the prefix (2 hits).
+        for (last, want_hits) in [
+            (chat_event(&delta("d"), USAGE), 3),
+            (chat_event("", USAGE), 2),
+        ] {
+            let body = chat_stream(&["a", "b", "c"], &last);
+            let at = body.rfind("\"usage\"").unwrap();
+            for cut in at..at + "\"usage\":{\"prompt_tokens\"".len() {
+                let (a, b) = body.as_bytes().split_at(cut);
+                let (out, hits) = scan_with(Api::OpenAiChatCompletions, &[a, b], true);
+                assert_eq!(out.usage.input_tokens, Some(11), "cut {cut}");
+                assert_eq!(out.usage.output_tokens, Some(7), "cut {cut}");
+                assert_eq!(hits, want_hits, "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn usage_written_inside_a_content_string_is_text_not_usage() {
+        let sneaky = r#"the \"usage\":{\"prompt_tokens\":99,\"completion_tokens\":99}"#;
+        let body = chat_stream(&["x", sneaky, "y"], &chat_event("", ""));
+        let (out, hits) = same_with_and_without_memo(Api::OpenAiChatCompletions, body.as_bytes());
+        assert!(hits > 0);
+        assert_eq!(out.usage, Usage::default());
+        assert_eq!(out.facts.output_text_bytes, 2 + sneaky.len() as u64);
+    }
+
+    #[test]
+    fn facts_that_change_mid_stream_end_as_without_the_memo() {
+        // The model changes inside the memoised prefix and back; the id changes in the
+        // tail, after the prefix; the service tier only in one late event.
+        let mut body = chat_stream(&["a", "b", "c"], "");
+        body.push_str(&chat_event(&delta("d"), "").replace("gpt-4o-mini", "gpt-4o-mini-fallback"));
+        body.push_str(&chat_event(&delta("e"), ""));
+        body.push_str(&chat_event(&delta("f"), r#","id":"chatcmpl-2""#));
+        body.push_str(&chat_event(&delta("g"), ""));
+        body.push_str(&chat_event(&delta("h"), "").replace("\"default\"", "\"flex\""));
+        let (out, _) = same_with_and_without_memo(Api::OpenAiChatCompletions, body.as_bytes());
+        assert_eq!(out.facts.model.as_deref(), Some("gpt-4o-mini"));
+        // The last event names chatcmpl-1 again in its (restored) prefix.
+        assert_eq!(out.facts.id.as_deref(), Some("chatcmpl-1"));
+        assert_eq!(out.facts.service_tier.as_deref(), Some("flex"));
+    }
+
+    #[test]
+    fn broken_short_and_unrelated_events_read_the_same_with_the_memo() {
+        let mut body = chat_stream(&["a", "b"], "");
+        // An event that is a strict prefix of the memoised bytes, a broken one, keep-alives,
+        // a multi-line event, an unrelated event type, then the usage chunk.
+        body.push_str(&format!("data: {}\n\n", &HEAD[..60]));
+        body.push_str(&format!(
+            "data: {HEAD}{{\"index\":0,\"delta\":{{\"content\":\"x\"}}]]}}\n\n"
+        ));
+        body.push_str(": ping\n\ndata:\n\n");
+        body.push_str(&format!(
+            "data: {}\ndata: {}\n\n",
+            &HEAD[..70],
+            &chat_event(&delta("m"), "")[6 + 70..].trim_end()
+        ));
+        body.push_str("event: error\ndata: {\"error\":{\"message\":\"usage\"}}\n\n");
+        body.push_str(&chat_event("", USAGE));
+        let (out, _) = same_with_and_without_memo(Api::OpenAiChatCompletions, body.as_bytes());
+        assert_eq!(out.usage.input_tokens, Some(11));
+        assert!(out.error.is_some());
+        // And a stream cut inside a memoised prefix.
+        let cut = chat_stream(&["a", "b", "c"], &format!("data: {}", &HEAD[..50]));
+        let cut = cut.trim_end_matches("data: [DONE]\n\n");
+        let (out, _) = same_with_and_without_memo(Api::OpenAiChatCompletions, cut.as_bytes());
+        assert_eq!(out.error, Some(ExtractError::Json(JsonError::Truncated)));
+    }
+
+    /// Deterministic xorshift for the generated streams.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    #[test]
+    fn generated_streams_in_random_chunks_read_the_same_with_the_memo() {
+        let shapes = [
+            chat_event(&delta("w"), ""),
+            chat_event(&delta("w"), "").replace("gpt-4o-mini", "other-model"),
+            chat_event(&delta("w"), "").replace("\"created\":1", "\"created\":2"),
+            chat_event(r#"{"index":0,"delta":{},"finish_reason":"stop"}"#, ""),
+            chat_event("", USAGE),
+            chat_event("", &USAGE.replace("11", "12")),
+            "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"w\"}}\n\n".to_owned(),
+            "data: {\"id\":\"x\",\"choices\":[{\"delta\":{\"content\":\"\\u00e9\\\"w\"}}]}\n\n".to_owned(),
+            format!("data: {}\n\n", &HEAD[..90]),
+        ];
+        let mut rng = Rng(0x5eed);
+        for round in 0..40 {
+            let mut body = String::new();
+            for _ in 0..rng.below(30) {
+                body.push_str(&shapes[rng.below(shapes.len() as u64) as usize]);
+            }
+            let (plain, _) = scan_with(Api::OpenAiChatCompletions, &[body.as_bytes()], false);
+            for _ in 0..8 {
+                let mut chunks = Vec::new();
+                let mut rest = body.as_bytes();
+                while !rest.is_empty() {
+                    let n = (1 + rng.below(120) as usize).min(rest.len());
+                    let (a, b) = rest.split_at(n);
+                    chunks.push(a);
+                    rest = b;
+                }
+                let (out, _) = scan_with(Api::OpenAiChatCompletions, &chunks, true);
+                assert_eq!(out, plain, "round {round}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_stream_keeps_the_memo_bounded() {
+        let mut s = ResponseScanner::new(Api::OpenAiChatCompletions, Some(SSE));
+        let baseline = s.retained_bytes();
+        let mut rng = Rng(7);
+        let mut pad = String::new();
+        for i in 0..5000u64 {
+            // Prefixes that keep changing length make the memo shrink and start over.
+            if i % 3 == 0 {
+                pad = "p".repeat(rng.below(600) as usize);
+            }
+            s.feed(format!("data: {{\"id\":\"{pad}\",\"n\":{i},\"choices\":[]}}\n\n").as_bytes());
+            assert!(
+                s.retained_bytes() <= baseline + (8 << 10),
+                "{}",
+                s.retained_bytes()
+            );
+        }
+        assert!(s.prefix_memo_hits() > 0);
+    }
 
     const XAI: &[u8] = include_bytes!("../../tests/fixtures/compat/xai-chat.json");
 

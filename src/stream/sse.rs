@@ -19,6 +19,9 @@ const MAX_FIELD_NAME: usize = 8;
 
 const DONE: &[u8] = b"[DONE]";
 
+/// The line almost every event consists of.
+const DATA_FIELD: &[u8] = b"data:";
+
 /// Receives one stream's events.
 pub trait SseSink {
     /// Bytes of the current event's data as they arrive.
@@ -131,6 +134,7 @@ impl SseFramer {
             }
             let consumed = match self.state {
                 LineState::Value | LineState::Ignore => self.value_bytes(rest, sink),
+                LineState::Start if rest.starts_with(DATA_FIELD) => self.data_line(rest, sink),
                 _ => {
                     self.structural(byte, sink);
                     1
@@ -187,6 +191,24 @@ impl SseFramer {
                 }
             }
             LineState::Value | LineState::Ignore => {}
+        }
+    }
+
+    /// A line starting with `data:` whole in the chunk: what the per-byte states would do
+    /// for the field name, the colon and the optional space, in one step. Returns the bytes
+    /// consumed.
+    fn data_line<S: SseSink + ?Sized>(&mut self, rest: &[u8], sink: &mut S) -> usize {
+        if let Some(name) = self.field_name.get_mut(..4) {
+            name.copy_from_slice(b"data");
+        }
+        self.field_len = 4;
+        self.field_long = false;
+        self.begin_value(sink);
+        if rest.get(DATA_FIELD.len()) == Some(&b' ') {
+            self.state = LineState::Value;
+            DATA_FIELD.len() + 1
+        } else {
+            DATA_FIELD.len()
         }
     }
 
@@ -433,8 +455,13 @@ mod tests {
     #[test]
     fn every_split_point_gives_the_same_events() {
         let body: &[u8] =
-            b"event: message_start\r\ndata: {\"a\":1}\r\n\r\n: c\n\nevent: x\rdata: [DONE]\r\rdata: a\ndata: b\n\n";
+            b"event: message_start\r\ndata: {\"a\":1}\r\n\r\n: c\n\nevent: x\rdata: [DONE]\r\rdata: a\ndata: b\n\ndata:x\ndata:\ndata:  y\n\ndatum: z\ndata\n\n";
         let whole = frame(body);
+        // The `data:` shortcut (whole lines in one chunk) and the byte states agree.
+        assert_eq!(
+            whole.0[whole.0.len() - 2..],
+            [ev("", "x\n\n y"), ev("", "")]
+        );
         for cut in 0..=body.len() {
             let (a, b) = body.split_at(cut);
             assert_eq!(frame_chunks(&[a, b]), whole, "split at {cut}");
