@@ -6,8 +6,9 @@
 //! its authority. Gemini and Vertex AI are recognised by `models/{model}:method` paths,
 //! Bedrock by `/model/{modelId}/{operation}`, Cohere by `/v2/chat`, Ollama by `/api/chat`
 //! and `/api/generate`. OpenAI-compatible vendors share OpenAI's paths and are told apart by
-//! their authority (`api.groq.com`, `api.deepseek.com`, ...); a server with no well-known
-//! host (vLLM, a self-hosted Ollama `/v1`) needs a `routes` override in the configuration.
+//! their authority (`api.groq.com`, `api.deepseek.com`, ...), and a self-hosted Ollama `/v1`
+//! by its port (11434); a server with neither (vLLM) is metered as `openai`, and a `routes`
+//! override in the configuration names it.
 //! The model of Gemini, Vertex and Bedrock requests is in the path, not the body:
 //! [`path_model`] reads it.
 
@@ -80,6 +81,14 @@ fn compatible_vendor(host: &str) -> Option<Provider> {
         "api.cohere.com" | "api.cohere.ai" => Provider::Cohere,
         _ => return None,
     })
+}
+
+/// Self-hosted OpenAI-compatible servers with a well-known port: Ollama listens on 11434
+/// (`ollama.ollama.svc:11434/v1/chat/completions`), so its `/v1` API is named without a
+/// `routes` entry. vLLM's default (8000) is too common to mean anything.
+fn vendor_by_port(authority: &str) -> Option<Provider> {
+    let port = authority.rsplit_once(':').map(|(_, port)| port)?;
+    (port == "11434").then_some(Provider::Ollama)
 }
 
 /// `.../models/{model}:{method}` (Gemini API and Vertex AI): the model and the method.
@@ -186,7 +195,7 @@ pub fn detect(path: &str, authority: &str) -> Option<Route> {
     if let Some(route) = detect_native(strip_query(path)) {
         return Some(route);
     }
-    if let Some(provider) = compatible_vendor(&host) {
+    if let Some(provider) = compatible_vendor(&host).or_else(|| vendor_by_port(authority)) {
         let api = api_of(strip_query(path))?;
         return Some(Route {
             provider,
@@ -368,6 +377,23 @@ mod tests {
             ),
             route(Provider::AzureOpenAi, Api::OpenAiResponses)
         );
+    }
+
+    #[test]
+    fn ollama_v1_is_known_by_its_port() {
+        for authority in ["ollama.ollama.svc:11434", "127.0.0.1:11434", "[::1]:11434"] {
+            assert_eq!(
+                detect("/v1/chat/completions", authority),
+                route(Provider::Ollama, Api::OpenAiChatCompletions),
+                "{authority}"
+            );
+        }
+        assert_eq!(detect("/v1/embeddings", "ollama:11434"), route(Provider::Ollama, Api::OpenAiEmbeddings));
+        // Native paths keep their own API; other ports and hosts are not Ollama.
+        assert_eq!(detect("/api/chat", "ollama:11434"), route(Provider::Ollama, Api::OllamaChat));
+        assert_eq!(detect("/v1/chat/completions", "vllm:8000"), route(Provider::OpenAi, Api::OpenAiChatCompletions));
+        assert_eq!(detect("/v1/chat/completions", "host:114340"), route(Provider::OpenAi, Api::OpenAiChatCompletions));
+        assert_eq!(detect("/healthz", "ollama:11434"), None);
     }
 
     #[test]
