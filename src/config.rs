@@ -29,7 +29,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::pricing::{json_kind, unknown_field_message, LiteLlmSeed, PriceOverrides, PriceTable, PricingError};
+use crate::pricing::{json_kind, only_objects, unknown_field_message, LiteLlmSeed, PriceOverrides, PriceTable, PricingError};
 use crate::providers::{Api, Operation, Provider, Route};
 use crate::retry::{RetryRule, RetrySource};
 
@@ -475,7 +475,9 @@ struct TopSeed<'a> {
 impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
     type Value = TopLevel;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<TopLevel, D::Error> {
-        deserializer.deserialize_map(self)
+        // `deserialize_any` with every other value refused by hand: `deserialize_map` would
+        // word a wrong type through serde's `invalid_type` (see `pricing::only_objects`).
+        deserializer.deserialize_any(self)
     }
 }
 
@@ -483,6 +485,10 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
     type Value = TopLevel;
     fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
         f.write_str("an object")
+    }
+    only_objects!("an object");
+    fn visit_unit<E: serde::de::Error>(self) -> Result<TopLevel, E> {
+        Err(crate::pricing::wrong_type("an object", "null"))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
         let mut top = TopLevel::default();
@@ -521,6 +527,7 @@ impl<'de> Visitor<'de> for PricesSeed<'_> {
     fn visit_unit<E: serde::de::Error>(self) -> Result<Option<PricesMembers>, E> {
         Ok(None)
     }
+    only_objects!("an object");
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<PricesMembers>, A::Error> {
         let mut members = PricesMembers::default();
         while let Some(key) = map.next_key::<String>()? {
@@ -1118,6 +1125,18 @@ mod tests {
             assert_eq!(Config::from_json(json.as_bytes()).unwrap().prices, PricesConfig::default(), "{json}");
         }
         assert_eq!(err(r#"{"prices": {"litellm": "x"}}"#).path(), Some("prices.litellm"));
+        // A wrong type is worded like every other field's, whatever the value.
+        for (json, path, got) in [
+            (r#"{"prices": {"litellm": 1.5}}"#, "prices.litellm", "a number"),
+            (r#"{"prices": {"litellm": true}}"#, "prices.litellm", "a boolean"),
+            (r#"{"prices": {"litellm": [1]}}"#, "prices.litellm", "an array"),
+            (r#"{"prices": -2}"#, "prices", "a number"),
+            (r#"{"prices": "x"}"#, "prices", "a string"),
+        ] {
+            let e = err(json);
+            assert_eq!(e.path(), Some(path), "{json}");
+            assert!(e.to_string().contains(&format!("expected an object, got {got}")), "{json}: {e}");
+        }
         assert_eq!(err(r#"{"prices": {"litelm": {}}}"#).path(), Some("prices.litelm"));
         // The list is read in the same pass as the configuration: even its syntax errors name it.
         assert_eq!(err(r#"{"prices": {"litellm": {"m": }}}"#).path(), Some("prices.litellm"));

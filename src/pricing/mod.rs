@@ -34,6 +34,7 @@ use crate::usage::NormalizedUsage;
 pub use decimal::DecimalError;
 pub(crate) use decimal::parse_scaled;
 pub use litellm::LiteLlmSeed;
+pub(crate) use litellm::{only_objects, wrong_type};
 pub use overrides::{ModelOverride, PriceOverrides, RateOverride, DecimalPrice};
 pub(crate) use overrides::{json_kind, unknown_field_message};
 

@@ -87,15 +87,18 @@ fn memory_kib() -> u64 {
     u64::try_from(core::arch::wasm32::memory_size::<0>()).unwrap_or(u64::MAX).saturating_mul(64)
 }
 
-/// Milliseconds since `start` on the host clock, `None` when the clock cannot be read.
-fn elapsed_millis(start: Option<SystemTime>) -> Option<f64> {
+/// Tenths of a millisecond since `start` on the host clock, `None` when the clock cannot be
+/// read. Integers rather than an `f64` shown with `{:.1}`: core's fixed-precision float
+/// formatting is several KB of wasm that nothing else needs.
+fn elapsed_tenth_millis(start: Option<SystemTime>) -> Option<u64> {
     let now = hostcalls::get_current_time().ok()?;
-    now.duration_since(start?).ok().map(|d| d.as_secs_f64() * 1000.0)
+    let micros = now.duration_since(start?).ok()?.as_micros();
+    Some(u64::try_from(micros.saturating_add(50) / 100).unwrap_or(u64::MAX))
 }
 
-/// Shows an optional duration for a log line.
-fn shown_millis(ms: Option<f64>) -> String {
-    ms.map_or_else(|| "? ms".to_string(), |ms| format!("{ms:.1} ms"))
+/// Shows an optional duration for a log line (`12.3 ms`).
+fn shown_millis(tenths: Option<u64>) -> String {
+    tenths.map_or_else(|| "? ms".to_string(), |t| format!("{}.{} ms", t / 10, t % 10))
 }
 
 impl Root {
@@ -244,7 +247,7 @@ impl Root {
             Some(s) => Err(format!("status {s}")),
             None => Err("no response".to_string()),
         };
-        let took = elapsed_millis(start);
+        let took = elapsed_tenth_millis(start);
         match outcome {
             Ok((table, imported)) => {
                 self.log(
@@ -361,7 +364,7 @@ impl RootContext for Root {
         let memory_before = memory_kib();
         let start = hostcalls::get_current_time().ok();
         let parsed = adapter::parse_config(&bytes);
-        let took = elapsed_millis(start);
+        let took = elapsed_tenth_millis(start);
         match parsed {
             Ok(config) => {
                 // Dominated by an inline `prices.litellm` import when there is one.
