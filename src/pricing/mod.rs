@@ -481,8 +481,8 @@ impl PriceTable {
 /// Sorts `items` by name, keeping equal names in their order (the dedups above keep the first).
 /// Every list goes through one non-generic merge sort of indices: std's stable sort is about
 /// 4.5 KB of wasm per instantiation, and the table sorted entries and aliases separately (and
-/// again on merge). Runs at configuration load only.
-fn sort_by_name<T>(items: &mut Vec<T>, name: impl Fn(&T) -> &str) {
+/// again on merge). Runs at configuration load only (budget matchers use it too).
+pub(crate) fn sort_by_name<T>(items: &mut Vec<T>, name: impl Fn(&T) -> &str) {
     let order = stable_order(&items.iter().map(name).collect::<Vec<_>>());
     let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
     items.extend(order.into_iter().filter_map(|i| slots.get_mut(i).and_then(Option::take)));
