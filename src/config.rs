@@ -551,14 +551,7 @@ fn prices(members: PricesMembers) -> Result<(PricesConfig, PriceTable), ConfigEr
     let rest = Value::Object(rest);
     // `litellm` was imported while parsing; its slot here is always empty.
     let [models, aliases, _litellm, litellm_source] = fields(&rest, "prices", &PRICES_FIELDS)?;
-    let mut overrides = Map::new();
-    if let Some(v) = models {
-        overrides.insert("models".to_string(), v.clone());
-    }
-    if let Some(v) = aliases {
-        overrides.insert("aliases".to_string(), v.clone());
-    }
-    let overrides = PriceOverrides::from_map(&overrides).map_err(|e| pricing_error(e, "prices"))?;
+    let overrides = PriceOverrides::from_parts(models, aliases).map_err(|e| pricing_error(e, "prices"))?;
     let litellm_models = import.as_ref().map_or(0, |t| u64::try_from(t.len()).unwrap_or(u64::MAX));
     let table = PriceTable::layered(import, &overrides).map_err(|e| pricing_error(e, "prices"))?;
     let litellm_source = match litellm_source {

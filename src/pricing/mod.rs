@@ -43,7 +43,7 @@ pub(crate) use overrides::{json_kind, unknown_field_message};
 pub enum PricingError {
     /// A price is not a usable decimal; `field` is the configuration path, e.g.
     /// `prices.models.gpt-4o.input`.
-    #[error("{field}: invalid price {value:?}: {reason}")]
+    #[error("{field}: invalid price \"{value}\": {reason}")]
     InvalidPrice { field: String, value: String, reason: DecimalError },
     /// A rate was not configured and there is no existing rate to keep (a new model without
     /// `input` / `output`, a new tier card, a long-context card without a threshold).
@@ -53,7 +53,7 @@ pub enum PricingError {
     #[error("{field}: {message}")]
     InvalidOverride { field: String, message: String },
     /// An alias points at a name the table cannot resolve.
-    #[error("{field}: alias target {target:?} is not a priced model")]
+    #[error("{field}: alias target \"{target}\" is not a priced model")]
     UnknownAliasTarget { field: String, target: String },
     /// The LiteLLM price list is not valid JSON of the expected shape.
     #[error("litellm price list: {0}")]
