@@ -29,7 +29,6 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use proxy_wasm::hostcalls;
@@ -56,8 +55,7 @@ const PRICE_LIST_RETRY_MILLIS: u64 = 10_000;
 /// single-threaded, so `Rc`/`RefCell` is enough.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    /// The budgets in effect in this worker: configured ones merged with pulled limits. Shared
-    /// (`Rc`) with the `Shared` that replaces this one when a fetched price list arrives.
+    /// The budgets in effect in this worker: configured ones merged with pulled limits.
     pub(crate) limits: Rc<RefCell<LimitsCache>>,
     /// Per-VM state that must survive reconfiguration: metric ids and cost carries.
     pub(crate) vm: Rc<VmState>,
@@ -263,14 +261,10 @@ impl Root {
                     ),
                 );
                 self.count(&crate::telemetry::price_list_fetch_plan(true));
-                // Requests in flight keep the `Shared` they started with; new ones get this.
-                let mut config = shared.config.clone();
-                config.price_table = Arc::new(table);
-                self.shared = Some(Rc::new(Shared {
-                    config,
-                    limits: Rc::clone(&shared.limits),
-                    vm: Rc::clone(&shared.vm),
-                }));
+                // Swapped in place: exchanges under way keep the table they took at their start.
+                if !shared.config.set_price_table(table) {
+                    self.log(LogLevel::Warn, "price table busy; fetched list dropped");
+                }
             }
             Err(error) => {
                 self.log(LogLevel::Warn, &format!("price list fetch failed, last good table kept: {error}"));
@@ -377,8 +371,8 @@ impl RootContext for Root {
                         config.prices.litellm_models,
                         bytes.len(),
                         shown_millis(took),
-                        config.price_table.version(),
-                        config.price_table.len(),
+                        config.price_table().version(),
+                        config.price_table().len(),
                         memory_kib(),
                     ),
                 );
