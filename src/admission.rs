@@ -208,7 +208,8 @@ pub fn decide<S: SharedStore + ?Sized>(store: &S, input: &Input<'_>, now_unix_mi
     let model = facts
         .and_then(|f| f.model.as_deref())
         .or(input.deployment_model);
-    let price = model.and_then(|m| input.config.price_table.resolve(m).map(|(_, p)| p));
+    let table = input.config.price_table();
+    let price = model.and_then(|m| table.resolve(m).map(|(_, p)| p));
     // Every request fact comes from the request scanner; an API without output (embeddings)
     // reserves its prompt alone.
     let requested = if input.route.operation == Operation::Embeddings {

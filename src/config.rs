@@ -21,7 +21,7 @@
 //! and the `prices` object are read by small visitors that hand that one member to
 //! [`LiteLlmSeed`], which imports it in the same pass, and every other member to `Value`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::pricing::{json_kind, unknown_field_message, LiteLlmSeed, PriceOverrides, PriceTable, PricingError};
+use crate::pricing::{json_kind, only_objects, unknown_field_message, LiteLlmSeed, PriceOverrides, PriceTable, PricingError};
 use crate::providers::{Api, Operation, Provider, Route};
 use crate::retry::{RetryRule, RetrySource};
 
@@ -288,9 +288,11 @@ pub struct Config {
     /// it, so that every stream reports usage (the client's stream is restored on the way back).
     pub inject_stream_usage: bool,
     /// Built-in prices, then an inline LiteLLM import, then overrides, built once at load and
-    /// shared (not copied) with every exchange, which needs it only when the request ends. The
-    /// shell swaps in a new table when it fetches `prices.litellm_source`.
-    pub price_table: Arc<PriceTable>,
+    /// shared (not copied) with every exchange, which takes it when the request starts (see
+    /// [`Config::price_table`]). The shell swaps in a new table in place when it fetches
+    /// `prices.litellm_source` ([`Config::set_price_table`]) rather than copying the whole
+    /// configuration around it: that copy was about 4.5 KB of wasm.
+    price_table: RefCell<Arc<PriceTable>>,
 }
 
 impl Default for Config {
@@ -307,7 +309,7 @@ impl Default for Config {
             budget: crate::budget::BudgetConfig::default(),
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
             inject_stream_usage: true,
-            price_table: Arc::new(PriceTable::builtin()),
+            price_table: RefCell::new(Arc::new(PriceTable::builtin())),
         }
     }
 }
@@ -382,7 +384,7 @@ impl Config {
         if let Some(members) = top.prices {
             let (prices, table) = prices(members)?;
             config.prices = prices;
-            config.price_table = Arc::new(table);
+            config.price_table = RefCell::new(Arc::new(table));
         }
         if let Some(v) = azure_deployments {
             config.azure_deployments = deployments(v)?;
@@ -438,6 +440,29 @@ impl Config {
 }
 
 impl Config {
+    /// The price table in effect. Exchanges keep the one they started with, so a table swapped
+    /// in mid-request never changes the price of a request already under way.
+    pub fn price_table(&self) -> Arc<PriceTable> {
+        match self.price_table.try_borrow() {
+            Ok(table) => Arc::clone(&table),
+            // Only `set_price_table` borrows mutably, and it calls nothing while it does.
+            Err(_) => Arc::new(PriceTable::builtin()),
+        }
+    }
+
+    /// Replaces the price table (a fetched `prices.litellm_source` list, built with
+    /// [`Config::price_table_with_litellm`]). Returns false if the table is borrowed, which a
+    /// single-threaded VM never sees.
+    pub fn set_price_table(&self, table: PriceTable) -> bool {
+        match self.price_table.try_borrow_mut() {
+            Ok(mut slot) => {
+                *slot = Arc::new(table);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// The price table for a fetched LiteLLM list (`prices.litellm_source`): built-in prices,
     /// then `body`, then this configuration's overrides -- the precedence of an inline
     /// `prices.litellm`. Also returns how many models the list priced. On error the caller
@@ -475,7 +500,9 @@ struct TopSeed<'a> {
 impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
     type Value = TopLevel;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<TopLevel, D::Error> {
-        deserializer.deserialize_map(self)
+        // `deserialize_any` with every other value refused by hand: `deserialize_map` would
+        // word a wrong type through serde's `invalid_type` (see `pricing::only_objects`).
+        deserializer.deserialize_any(self)
     }
 }
 
@@ -483,6 +510,10 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
     type Value = TopLevel;
     fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
         f.write_str("an object")
+    }
+    only_objects!("an object");
+    fn visit_unit<E: serde::de::Error>(self) -> Result<TopLevel, E> {
+        Err(crate::pricing::wrong_type("an object", "null"))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
         let mut top = TopLevel::default();
@@ -521,6 +552,7 @@ impl<'de> Visitor<'de> for PricesSeed<'_> {
     fn visit_unit<E: serde::de::Error>(self) -> Result<Option<PricesMembers>, E> {
         Ok(None)
     }
+    only_objects!("an object");
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<PricesMembers>, A::Error> {
         let mut members = PricesMembers::default();
         while let Some(key) = map.next_key::<String>()? {
@@ -544,14 +576,7 @@ fn prices(members: PricesMembers) -> Result<(PricesConfig, PriceTable), ConfigEr
     let rest = Value::Object(rest);
     // `litellm` was imported while parsing; its slot here is always empty.
     let [models, aliases, _litellm, litellm_source] = fields(&rest, "prices", &PRICES_FIELDS)?;
-    let mut overrides = Map::new();
-    if let Some(v) = models {
-        overrides.insert("models".to_string(), v.clone());
-    }
-    if let Some(v) = aliases {
-        overrides.insert("aliases".to_string(), v.clone());
-    }
-    let overrides = PriceOverrides::from_map(&overrides).map_err(|e| pricing_error(e, "prices"))?;
+    let overrides = PriceOverrides::from_parts(models, aliases).map_err(|e| pricing_error(e, "prices"))?;
     let litellm_models = import.as_ref().map_or(0, |t| u64::try_from(t.len()).unwrap_or(u64::MAX));
     let table = PriceTable::layered(import, &overrides).map_err(|e| pricing_error(e, "prices"))?;
     let litellm_source = match litellm_source {
@@ -1074,8 +1099,8 @@ mod tests {
         assert_eq!(err(r#"{"prices": {"aliases": {"dep": "no-such-model"}}}"#).path(), Some("prices.aliases.dep"));
         assert_eq!(err(r#"{"prices": {"model": {}}}"#).path(), Some("prices.model"));
         let c = Config::from_json(br#"{"prices": {"aliases": {"prod": "gpt-4o"}}}"#).unwrap();
-        assert_eq!(c.price_table.resolve("prod").map(|(n, _)| n), Some("gpt-4o"));
-        assert!(c.price_table.version().ends_with("+config"));
+        assert_eq!(c.price_table().resolve("prod").map(|(n, _)| n), Some("gpt-4o"));
+        assert!(c.price_table().version().ends_with("+config"));
     }
 
     /// A LiteLLM list with a model the built-in table does not price, one it does, and one the
@@ -1094,15 +1119,15 @@ mod tests {
         );
         let c = Config::from_json(json.as_bytes()).unwrap();
         assert_eq!(c.prices.litellm_models, 3);
-        let rates = |m: &str| c.price_table.resolve(m).map(|(n, p)| (n.to_string(), p.input, p.output));
+        let rates = |m: &str| c.price_table().resolve(m).map(|(n, p)| (n.to_string(), p.input, p.output));
         assert_eq!(rates("amazon.titan-text-premier-v1:0"), Some(("amazon.titan-text-premier-v1:0".into(), 500_000, 1_500_000)));
         assert_eq!(rates("prod"), rates("amazon.titan-text-premier-v1:0"));
         // The override replaces the output rate and keeps the imported input rate.
         assert_eq!(rates("amazon.titan-text-express-v1"), Some(("amazon.titan-text-express-v1".into(), 200_000, 1_000_000)));
         // The import replaces a built-in price of the same name; other built-ins stay.
         assert_eq!(rates("gpt-4o").map(|r| (r.1, r.2)), Some((1_000_000, 2_000_000)));
-        assert!(c.price_table.resolve("claude-sonnet-4-5").is_some());
-        assert!(c.price_table.version().ends_with("+litellm+config"), "{}", c.price_table.version());
+        assert!(c.price_table().resolve("claude-sonnet-4-5").is_some());
+        assert!(c.price_table().version().ends_with("+litellm+config"), "{}", c.price_table().version());
         // Without the list the same override must give both rates, and the alias has no target.
         assert_eq!(
             err(r#"{"prices": {"models": {"amazon.titan-text-express-v1": {"output": "1"}}}}"#).path(),
@@ -1118,6 +1143,18 @@ mod tests {
             assert_eq!(Config::from_json(json.as_bytes()).unwrap().prices, PricesConfig::default(), "{json}");
         }
         assert_eq!(err(r#"{"prices": {"litellm": "x"}}"#).path(), Some("prices.litellm"));
+        // A wrong type is worded like every other field's, whatever the value.
+        for (json, path, got) in [
+            (r#"{"prices": {"litellm": 1.5}}"#, "prices.litellm", "a number"),
+            (r#"{"prices": {"litellm": true}}"#, "prices.litellm", "a boolean"),
+            (r#"{"prices": {"litellm": [1]}}"#, "prices.litellm", "an array"),
+            (r#"{"prices": -2}"#, "prices", "a number"),
+            (r#"{"prices": "x"}"#, "prices", "a string"),
+        ] {
+            let e = err(json);
+            assert_eq!(e.path(), Some(path), "{json}");
+            assert!(e.to_string().contains(&format!("expected an object, got {got}")), "{json}: {e}");
+        }
         assert_eq!(err(r#"{"prices": {"litelm": {}}}"#).path(), Some("prices.litelm"));
         // The list is read in the same pass as the configuration: even its syntax errors name it.
         assert_eq!(err(r#"{"prices": {"litellm": {"m": }}}"#).path(), Some("prices.litellm"));
@@ -1158,7 +1195,7 @@ mod tests {
             }
         );
         // Until a fetch succeeds the built-in table (plus overrides) prices requests.
-        assert!(c.price_table.resolve("amazon.titan-text-premier-v1:0").is_none());
+        assert!(c.price_table().resolve("amazon.titan-text-premier-v1:0").is_none());
         let (table, imported) = c.price_table_with_litellm(LITELLM.as_bytes()).unwrap();
         assert_eq!(imported, 3);
         assert_eq!(table.resolve("amazon.titan-text-premier-v1:0").map(|(_, p)| p.output), Some(1_500_000));

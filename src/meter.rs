@@ -231,7 +231,7 @@ impl Exchange {
         let exchange = Exchange {
             route,
             max_decompressed_bytes: config.max_decompressed_bytes,
-            prices: Arc::clone(&config.price_table),
+            prices: config.price_table(),
             attribution: Attribution::resolve(&config.attribution, &|name| head.header(name), &|path| head.property(path)),
             azure_deployment,
             deployment_model,

@@ -34,6 +34,7 @@ use crate::usage::NormalizedUsage;
 pub use decimal::DecimalError;
 pub(crate) use decimal::parse_scaled;
 pub use litellm::LiteLlmSeed;
+pub(crate) use litellm::{only_objects, wrong_type};
 pub use overrides::{ModelOverride, PriceOverrides, RateOverride, DecimalPrice};
 pub(crate) use overrides::{json_kind, unknown_field_message};
 
@@ -42,7 +43,7 @@ pub(crate) use overrides::{json_kind, unknown_field_message};
 pub enum PricingError {
     /// A price is not a usable decimal; `field` is the configuration path, e.g.
     /// `prices.models.gpt-4o.input`.
-    #[error("{field}: invalid price {value:?}: {reason}")]
+    #[error("{field}: invalid price \"{value}\": {reason}")]
     InvalidPrice { field: String, value: String, reason: DecimalError },
     /// A rate was not configured and there is no existing rate to keep (a new model without
     /// `input` / `output`, a new tier card, a long-context card without a threshold).
@@ -52,7 +53,7 @@ pub enum PricingError {
     #[error("{field}: {message}")]
     InvalidOverride { field: String, message: String },
     /// An alias points at a name the table cannot resolve.
-    #[error("{field}: alias target {target:?} is not a priced model")]
+    #[error("{field}: alias target \"{target}\" is not a priced model")]
     UnknownAliasTarget { field: String, target: String },
     /// The LiteLLM price list is not valid JSON of the expected shape.
     #[error("litellm price list: {0}")]
@@ -480,8 +481,8 @@ impl PriceTable {
 /// Sorts `items` by name, keeping equal names in their order (the dedups above keep the first).
 /// Every list goes through one non-generic merge sort of indices: std's stable sort is about
 /// 4.5 KB of wasm per instantiation, and the table sorted entries and aliases separately (and
-/// again on merge). Runs at configuration load only.
-fn sort_by_name<T>(items: &mut Vec<T>, name: impl Fn(&T) -> &str) {
+/// again on merge). Runs at configuration load only (budget matchers use it too).
+pub(crate) fn sort_by_name<T>(items: &mut Vec<T>, name: impl Fn(&T) -> &str) {
     let order = stable_order(&items.iter().map(name).collect::<Vec<_>>());
     let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
     items.extend(order.into_iter().filter_map(|i| slots.get_mut(i).and_then(Option::take)));

@@ -224,6 +224,13 @@ impl PriceOverrides {
         let mut top = [None; 2];
         take_fields(map, "prices", &PRICES_FIELDS, &mut top)?;
         let [models, aliases] = top;
+        Self::from_parts(models, aliases)
+    }
+
+    /// The section from its `models` and `aliases` members (`None` when absent or `null`), for
+    /// a caller that has already split the `prices` object (the plugin configuration, which
+    /// would otherwise copy both members into a new map).
+    pub fn from_parts(models: Option<&Value>, aliases: Option<&Value>) -> Result<Self, PricingError> {
         let mut out = PriceOverrides::default();
         if let Some(models) = models {
             for (name, model) in as_object(models, "prices.models")? {

@@ -29,7 +29,6 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use proxy_wasm::hostcalls;
@@ -56,8 +55,7 @@ const PRICE_LIST_RETRY_MILLIS: u64 = 10_000;
 /// single-threaded, so `Rc`/`RefCell` is enough.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    /// The budgets in effect in this worker: configured ones merged with pulled limits. Shared
-    /// (`Rc`) with the `Shared` that replaces this one when a fetched price list arrives.
+    /// The budgets in effect in this worker: configured ones merged with pulled limits.
     pub(crate) limits: Rc<RefCell<LimitsCache>>,
     /// Per-VM state that must survive reconfiguration: metric ids and cost carries.
     pub(crate) vm: Rc<VmState>,
@@ -87,15 +85,18 @@ fn memory_kib() -> u64 {
     u64::try_from(core::arch::wasm32::memory_size::<0>()).unwrap_or(u64::MAX).saturating_mul(64)
 }
 
-/// Milliseconds since `start` on the host clock, `None` when the clock cannot be read.
-fn elapsed_millis(start: Option<SystemTime>) -> Option<f64> {
+/// Tenths of a millisecond since `start` on the host clock, `None` when the clock cannot be
+/// read. Integers rather than an `f64` shown with `{:.1}`: core's fixed-precision float
+/// formatting is several KB of wasm that nothing else needs.
+fn elapsed_tenth_millis(start: Option<SystemTime>) -> Option<u64> {
     let now = hostcalls::get_current_time().ok()?;
-    now.duration_since(start?).ok().map(|d| d.as_secs_f64() * 1000.0)
+    let micros = now.duration_since(start?).ok()?.as_micros();
+    Some(u64::try_from(micros.saturating_add(50) / 100).unwrap_or(u64::MAX))
 }
 
-/// Shows an optional duration for a log line.
-fn shown_millis(ms: Option<f64>) -> String {
-    ms.map_or_else(|| "? ms".to_string(), |ms| format!("{ms:.1} ms"))
+/// Shows an optional duration for a log line (`12.3 ms`).
+fn shown_millis(tenths: Option<u64>) -> String {
+    tenths.map_or_else(|| "? ms".to_string(), |t| format!("{}.{} ms", t / 10, t % 10))
 }
 
 impl Root {
@@ -244,7 +245,7 @@ impl Root {
             Some(s) => Err(format!("status {s}")),
             None => Err("no response".to_string()),
         };
-        let took = elapsed_millis(start);
+        let took = elapsed_tenth_millis(start);
         match outcome {
             Ok((table, imported)) => {
                 self.log(
@@ -260,14 +261,10 @@ impl Root {
                     ),
                 );
                 self.count(&crate::telemetry::price_list_fetch_plan(true));
-                // Requests in flight keep the `Shared` they started with; new ones get this.
-                let mut config = shared.config.clone();
-                config.price_table = Arc::new(table);
-                self.shared = Some(Rc::new(Shared {
-                    config,
-                    limits: Rc::clone(&shared.limits),
-                    vm: Rc::clone(&shared.vm),
-                }));
+                // Swapped in place: exchanges under way keep the table they took at their start.
+                if !shared.config.set_price_table(table) {
+                    self.log(LogLevel::Warn, "price table busy; fetched list dropped");
+                }
             }
             Err(error) => {
                 self.log(LogLevel::Warn, &format!("price list fetch failed, last good table kept: {error}"));
@@ -361,7 +358,7 @@ impl RootContext for Root {
         let memory_before = memory_kib();
         let start = hostcalls::get_current_time().ok();
         let parsed = adapter::parse_config(&bytes);
-        let took = elapsed_millis(start);
+        let took = elapsed_tenth_millis(start);
         match parsed {
             Ok(config) => {
                 // Dominated by an inline `prices.litellm` import when there is one.
@@ -374,8 +371,8 @@ impl RootContext for Root {
                         config.prices.litellm_models,
                         bytes.len(),
                         shown_millis(took),
-                        config.price_table.version(),
-                        config.price_table.len(),
+                        config.price_table().version(),
+                        config.price_table().len(),
                         memory_kib(),
                     ),
                 );
