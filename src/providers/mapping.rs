@@ -290,7 +290,15 @@ impl Table {
                 }
             }
         }
-        keys.sort_by_key(|n| n.depth);
+        // Grouped by depth, keeping first-seen order within a depth: a stable insertion sort
+        // (tables have a few dozen keys, compiled once) that spares the std sort's code.
+        for i in 1..keys.len() {
+            let mut j = i;
+            while j > 0 && keys.get(j - 1).map(|n| n.depth) > keys.get(j).map(|n| n.depth) {
+                keys.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         let mut lengths = [0; MAX_RULE_DEPTH];
         for node in &keys {
             if let Some(mask) = lengths.get_mut(node.depth) {
