@@ -1,7 +1,8 @@
 //! Plugin configuration (`config::Config::from_json`).
 //!
 //! Checks, for arbitrary bytes: loading never panics; bytes serde_json rejects are a
-//! `Syntax` error; every other rejection names a field path; whitespace is the default
+//! `Syntax` error, or a field error naming `prices` when the bad bytes sit inside it (read in
+//! the same pass, see config.rs); every other rejection names a field path; whitespace is the default
 //! configuration; an accepted configuration answers route lookups and keeps its documented
 //! bounds (`max_decompressed_bytes` > 0, `metrics.max_label_values` within its maximum).
 #![no_main]
@@ -30,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!serde_ok && !blank, "valid JSON reported as a syntax error")
         }
         Err(e @ ConfigError::Field { .. }) => {
-            assert!(serde_ok, "field error for bytes that are not JSON");
+            // `prices` is read in the same pass as the syntax (a LiteLLM list there may be
+            // megabytes), so bad JSON inside it is reported against that field.
+            let in_prices = e.path().is_some_and(|p| p.starts_with("prices"));
+            assert!(serde_ok || in_prices, "field error outside `prices` for bytes that are not JSON");
             assert!(e.path().is_some());
         }
     }
