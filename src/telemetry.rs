@@ -15,7 +15,6 @@
 //! of cross-request state, the label [`CardinalityGuard`] and the sub-nano [`CostCarry`], are
 //! owned by the caller and passed in.
 
-use std::collections::BTreeMap;
 
 use crate::attribution::{log_safe, sanitize_label, CardinalityGuard, Dimension};
 use crate::host::{MetricKind, Metrics, SharedStore};
@@ -249,15 +248,18 @@ pub const MAX_CARRY_SERIES: usize = 10_000;
 /// One per VM, owned by the caller.
 #[derive(Debug, Clone, Default)]
 pub struct CostCarry {
-    remainders: BTreeMap<String, u64>,
+    /// Looked up by name only, never iterated, so the hash order never shows. A remainder is
+    /// under 1000, so `u32` holds it, and the map is the same type as the shell's metric-id
+    /// cache (one copy of the hash map code in the module).
+    remainders: crate::host::NameMap<u32>,
 }
 
 impl CostCarry {
     /// Adds a cost in pico-USD to a series and returns the whole nano-USD now due.
     pub fn add(&mut self, series: &str, pico: u64) -> u64 {
-        let carried = self.remainders.get(series).copied().unwrap_or(0);
-        let total = carried.saturating_add(pico);
-        let remainder = total % 1000;
+        let total = self.remainder(series).saturating_add(pico);
+        // Under 1000, so the conversion cannot fail.
+        let remainder = u32::try_from(total % 1000).unwrap_or(0);
         if let Some(slot) = self.remainders.get_mut(series) {
             *slot = remainder;
         } else if remainder > 0 && self.remainders.len() < MAX_CARRY_SERIES {
@@ -268,7 +270,7 @@ impl CostCarry {
 
     /// The pico-USD carried for a series (always under 1000).
     pub fn remainder(&self, series: &str) -> u64 {
-        self.remainders.get(series).copied().unwrap_or(0)
+        self.remainders.get(series).map_or(0, |&r| u64::from(r))
     }
 }
 
