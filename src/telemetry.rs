@@ -620,6 +620,33 @@ pub fn record_json(record: &Record) -> String {
     w.finish()
 }
 
+/// Appends a JSON string: quote and backslash escaped, control characters as serde_json
+/// writes them (`\n`, `\r`, `\t`, `\b`, `\f`, else `\u00xx`). Shared by the record writer
+/// and the budget's 429 bodies, which are small enough to build by hand.
+pub(crate) fn push_json_string(out: &mut String, value: &str) {
+    out.push('"');
+    let mut rest = value;
+    while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+        let (plain, tail) = rest.split_at(i);
+        out.push_str(plain);
+        let mut chars = tail.chars();
+        match chars.next() {
+            Some('"') => out.push_str("\\\""),
+            Some('\\') => out.push_str("\\\\"),
+            Some('\n') => out.push_str("\\n"),
+            Some('\r') => out.push_str("\\r"),
+            Some('\t') => out.push_str("\\t"),
+            Some('\u{8}') => out.push_str("\\b"),
+            Some('\u{c}') => out.push_str("\\f"),
+            Some(c) => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            None => {}
+        }
+        rest = chars.as_str();
+    }
+    out.push_str(rest);
+    out.push('"');
+}
+
 /// A minimal writer for one flat JSON object with constant keys.
 struct JsonObject {
     out: String,
@@ -644,28 +671,8 @@ impl JsonObject {
         self.out.push_str("\":");
     }
 
-    /// A JSON string: quote and backslash escaped, control characters as `\u00XX` (as
-    /// serde_json does).
     fn string(&mut self, value: &str) {
-        self.out.push('"');
-        let mut rest = value;
-        while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
-            let (plain, tail) = rest.split_at(i);
-            self.out.push_str(plain);
-            let mut chars = tail.chars();
-            match chars.next() {
-                Some('"') => self.out.push_str("\\\""),
-                Some('\\') => self.out.push_str("\\\\"),
-                Some('\n') => self.out.push_str("\\n"),
-                Some('\r') => self.out.push_str("\\r"),
-                Some('\t') => self.out.push_str("\\t"),
-                Some(c) => self.out.push_str(&format!("\\u{:04x}", u32::from(c))),
-                None => {}
-            }
-            rest = chars.as_str();
-        }
-        self.out.push_str(rest);
-        self.out.push('"');
+        push_json_string(&mut self.out, value);
     }
 
     fn str(&mut self, key: &str, value: &str) {
