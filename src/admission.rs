@@ -153,7 +153,9 @@ pub fn inject_include_usage(body: &[u8], max_bytes: u64) -> Option<Vec<u8>> {
     }
     let mut value: Value = serde_json::from_slice(body).ok()?;
     let root = value.as_object_mut()?;
-    if root.get("stream") != Some(&Value::Bool(true)) {
+    // `matches!`, not `==`: comparing `Value`s pulls the deep equality of every JSON type
+    // into the module.
+    if !matches!(root.get("stream"), Some(Value::Bool(true))) {
         return None;
     }
     match root.get_mut("stream_options") {
@@ -164,7 +166,7 @@ pub fn inject_include_usage(body: &[u8], max_bytes: u64) -> Option<Vec<u8>> {
             );
         }
         Some(Value::Object(options)) => {
-            if options.get("include_usage") == Some(&Value::Bool(true)) {
+            if matches!(options.get("include_usage"), Some(Value::Bool(true))) {
                 return None;
             }
             options.insert("include_usage".into(), Value::Bool(true));

@@ -22,7 +22,6 @@
 //! peer's workload name. [`Attribution::resolve`] tries them in order. API keys are never
 //! kept; [`api_key_id`] turns one into a short salted hash that can stand in for it in logs.
 
-use std::collections::BTreeSet;
 
 use crate::config::{AttributionConfig, IdentitySource};
 use crate::host::{HostError, SharedStore};
@@ -304,13 +303,16 @@ const CAS_ATTEMPTS: u32 = 4;
 /// passed in. Envoy runs one VM per worker thread, so with [`CardinalityGuard::admit`] alone
 /// the cap is per worker; [`CardinalityGuard::admit_shared`] makes it per process by keeping
 /// the admitted values in proxy-wasm shared data (read once per new value, then cached).
-/// B-tree sets, not hash sets: no hasher seed, so no randomness needed from the host.
+/// Sets hashed with [`crate::host::NameHasher`]: no hasher seed, so no randomness needed from
+/// the host; only membership and size are asked, so iteration order never shows.
 #[derive(Debug, Clone)]
 pub struct CardinalityGuard {
     max: u64,
     /// The configured attribution default, admitted without using up the cap.
     default_value: String,
-    seen: [BTreeSet<String>; 4],
+    /// Sets kept as maps to an unused `0`: the same map type as the cost carry and the shell's
+    /// metric-id cache, so the module holds one copy of the hash map code, not two.
+    seen: [crate::host::NameMap<u32>; 4],
     overflows: [u64; 4],
     /// The shared set was full when last read; it never shrinks, so no need to read again.
     shared_full: [bool; 4],
@@ -349,11 +351,11 @@ impl CardinalityGuard {
         let exempt = value == OVERFLOW_VALUE
             || value == crate::config::DEFAULT_ATTRIBUTION_VALUE
             || value == self.default_value;
-        if exempt || seen.contains(value) {
+        if exempt || seen.contains_key(value) {
             return Admitted { value: value.to_string(), overflowed: false };
         }
         if (seen.len() as u64) < self.max {
-            seen.insert(value.to_string());
+            seen.insert(value.to_string(), 0);
             return Admitted { value: value.to_string(), overflowed: false };
         }
         *overflow = overflow.saturating_add(1);
@@ -367,7 +369,7 @@ impl CardinalityGuard {
     /// the cap by a value or two; it cannot grow without bound.
     pub fn admit_shared(&mut self, dimension: Dimension, value: &str, store: &dyn SharedStore) -> Admitted {
         let i = dimension.index();
-        if self.is_exempt(value) || self.seen.get(i).is_some_and(|s| s.contains(value)) {
+        if self.is_exempt(value) || self.seen.get(i).is_some_and(|s| s.contains_key(value)) {
             return Admitted { value: value.to_string(), overflowed: false };
         }
         let full = self.shared_full.get(i).copied().unwrap_or(true);
@@ -375,7 +377,7 @@ impl CardinalityGuard {
         match admitted {
             Ok(true) => {
                 if let Some(seen) = self.seen.get_mut(i) {
-                    seen.insert(value.to_string());
+                    seen.insert(value.to_string(), 0);
                 }
                 Admitted { value: value.to_string(), overflowed: false }
             }
@@ -413,7 +415,7 @@ impl CardinalityGuard {
                     if (seen.len() as u64) >= self.max {
                         break;
                     }
-                    seen.insert((*v).to_string());
+                    seen.insert((*v).to_string(), 0);
                 }
             }
             if listed.contains(&value) {

@@ -22,7 +22,6 @@
 //! [`LiteLlmSeed`], which imports it in the same pass, and every other member to `Value`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
@@ -269,7 +268,7 @@ pub struct Config {
     /// What the `prices` section says beyond the table built from it.
     pub prices: PricesConfig,
     /// Azure OpenAI deployment name -> model, for pricing when neither body names a model.
-    pub azure_deployments: BTreeMap<String, String>,
+    pub azure_deployments: Deployments,
     /// Per-route overrides; the longest matching `path_prefix` wins.
     pub routes: Vec<RouteOverride>,
     /// Bound on the decompressed size of one compressed response body.
@@ -300,7 +299,7 @@ impl Default for Config {
         Self {
             attribution: AttributionConfig::default(),
             prices: PricesConfig::default(),
-            azure_deployments: BTreeMap::new(),
+            azure_deployments: Deployments::default(),
             routes: Vec::new(),
             max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
             strip_accept_encoding: true,
@@ -918,11 +917,41 @@ fn string_path(v: &Value, path: &str) -> Result<Vec<String>, ConfigError> {
     }
 }
 
-fn deployments(v: &Value) -> Result<BTreeMap<String, String>, ConfigError> {
+/// `azure_deployments`: deployment name -> model, kept sorted by name so that the per-request
+/// lookup is a binary search. A sorted vector rather than a B-tree map: read once at load and
+/// never changed, and the B-tree's code is several KB of the module.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deployments(Vec<(String, String)>);
+
+impl Deployments {
+    /// The model a deployment maps to.
+    pub fn get(&self, name: &str) -> Option<&String> {
+        let i = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok()?;
+        self.0.get(i).map(|(_, model)| model)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds or replaces (a later entry for a name wins, as a map's insert does).
+    fn insert(&mut self, name: String, model: String) {
+        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
+            Ok(i) => {
+                if let Some(slot) = self.0.get_mut(i) {
+                    slot.1 = model;
+                }
+            }
+            Err(i) => self.0.insert(i, (name, model)),
+        }
+    }
+}
+
+fn deployments(v: &Value) -> Result<Deployments, ConfigError> {
     let Value::Object(map) = v else {
         return Err(type_error("azure_deployments", "an object", v));
     };
-    let mut out = BTreeMap::new();
+    let mut out = Deployments::default();
     for (name, model) in map {
         let path = format!("azure_deployments.{name}");
         if name.is_empty() {
@@ -1203,6 +1232,24 @@ mod tests {
         for bad in [&b"<html>"[..], b"[1]", b"{\"m\": ", b""] {
             assert_eq!(c.price_table_with_litellm(bad).unwrap_err().path(), Some("prices.litellm_source"));
         }
+    }
+
+    #[test]
+    fn azure_deployments_find_every_name_and_a_repeated_name_keeps_its_last_model() {
+        let c = Config::from_json(
+            br#"{"azure_deployments": {"zeta": "gpt-4o", "alpha": "gpt-4o-mini", "mid": "o1",
+                                       "alpha": "gpt-4.1", "b": "o3"}}"#,
+        )
+        .unwrap();
+        let get = |name: &str| c.azure_deployments.get(name).map(String::as_str);
+        assert_eq!(get("zeta"), Some("gpt-4o"));
+        assert_eq!(get("alpha"), Some("gpt-4.1"));
+        assert_eq!(get("mid"), Some("o1"));
+        assert_eq!(get("b"), Some("o3"));
+        assert_eq!(get("alph"), None);
+        assert_eq!(get(""), None);
+        // Names are matched exactly, as the map's were.
+        assert_eq!(get("Zeta"), None);
     }
 
     #[test]

@@ -41,6 +41,47 @@ pub trait Clock {
     fn now_unix_millis(&self) -> u64;
 }
 
+/// A map keyed by names, hashed with [`NameHasher`] (no random seed needed from the host).
+pub type NameMap<V> = std::collections::HashMap<String, V, std::hash::BuildHasherDefault<NameHasher>>;
+
+/// The hasher of every string-keyed map kept across requests (the shell's metric-id cache,
+/// the label cardinality sets, the cost carry): one multiply per 8 bytes of the name
+/// (FxHash's step). std's default SipHash needs a random seed, and asking WASI for it pulls
+/// std's error formatting for WASI errors (with its Unicode tables) into the module, about
+/// 8 KB; and one hash map family shared by all of them is smaller code than B-trees. Flooding is bounded:
+/// every such map is capped (metric ids per kind, label values per dimension, carried series).
+#[derive(Default, Clone, Copy)]
+pub struct NameHasher(u64);
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            if let Some(head) = w.get_mut(..rest.len()) {
+                head.copy_from_slice(rest);
+            }
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Handle of a metric defined with the host.
 pub type MetricId = u32;
 

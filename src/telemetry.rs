@@ -15,7 +15,6 @@
 //! of cross-request state, the label [`CardinalityGuard`] and the sub-nano [`CostCarry`], are
 //! owned by the caller and passed in.
 
-use std::collections::BTreeMap;
 
 use crate::attribution::{log_safe, sanitize_label, CardinalityGuard, Dimension};
 use crate::host::{MetricKind, Metrics, SharedStore};
@@ -249,15 +248,18 @@ pub const MAX_CARRY_SERIES: usize = 10_000;
 /// One per VM, owned by the caller.
 #[derive(Debug, Clone, Default)]
 pub struct CostCarry {
-    remainders: BTreeMap<String, u64>,
+    /// Looked up by name only, never iterated, so the hash order never shows. A remainder is
+    /// under 1000, so `u32` holds it, and the map is the same type as the shell's metric-id
+    /// cache (one copy of the hash map code in the module).
+    remainders: crate::host::NameMap<u32>,
 }
 
 impl CostCarry {
     /// Adds a cost in pico-USD to a series and returns the whole nano-USD now due.
     pub fn add(&mut self, series: &str, pico: u64) -> u64 {
-        let carried = self.remainders.get(series).copied().unwrap_or(0);
-        let total = carried.saturating_add(pico);
-        let remainder = total % 1000;
+        let total = self.remainder(series).saturating_add(pico);
+        // Under 1000, so the conversion cannot fail.
+        let remainder = u32::try_from(total % 1000).unwrap_or(0);
         if let Some(slot) = self.remainders.get_mut(series) {
             *slot = remainder;
         } else if remainder > 0 && self.remainders.len() < MAX_CARRY_SERIES {
@@ -268,7 +270,7 @@ impl CostCarry {
 
     /// The pico-USD carried for a series (always under 1000).
     pub fn remainder(&self, series: &str) -> u64 {
-        self.remainders.get(series).copied().unwrap_or(0)
+        self.remainders.get(series).map_or(0, |&r| u64::from(r))
     }
 }
 
@@ -618,6 +620,33 @@ pub fn record_json(record: &Record) -> String {
     w.finish()
 }
 
+/// Appends a JSON string: quote and backslash escaped, control characters as serde_json
+/// writes them (`\n`, `\r`, `\t`, `\b`, `\f`, else `\u00xx`). Shared by the record writer
+/// and the budget's 429 bodies, which are small enough to build by hand.
+pub(crate) fn push_json_string(out: &mut String, value: &str) {
+    out.push('"');
+    let mut rest = value;
+    while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+        let (plain, tail) = rest.split_at(i);
+        out.push_str(plain);
+        let mut chars = tail.chars();
+        match chars.next() {
+            Some('"') => out.push_str("\\\""),
+            Some('\\') => out.push_str("\\\\"),
+            Some('\n') => out.push_str("\\n"),
+            Some('\r') => out.push_str("\\r"),
+            Some('\t') => out.push_str("\\t"),
+            Some('\u{8}') => out.push_str("\\b"),
+            Some('\u{c}') => out.push_str("\\f"),
+            Some(c) => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            None => {}
+        }
+        rest = chars.as_str();
+    }
+    out.push_str(rest);
+    out.push('"');
+}
+
 /// A minimal writer for one flat JSON object with constant keys.
 struct JsonObject {
     out: String,
@@ -642,28 +671,8 @@ impl JsonObject {
         self.out.push_str("\":");
     }
 
-    /// A JSON string: quote and backslash escaped, control characters as `\u00XX` (as
-    /// serde_json does).
     fn string(&mut self, value: &str) {
-        self.out.push('"');
-        let mut rest = value;
-        while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
-            let (plain, tail) = rest.split_at(i);
-            self.out.push_str(plain);
-            let mut chars = tail.chars();
-            match chars.next() {
-                Some('"') => self.out.push_str("\\\""),
-                Some('\\') => self.out.push_str("\\\\"),
-                Some('\n') => self.out.push_str("\\n"),
-                Some('\r') => self.out.push_str("\\r"),
-                Some('\t') => self.out.push_str("\\t"),
-                Some(c) => self.out.push_str(&format!("\\u{:04x}", u32::from(c))),
-                None => {}
-            }
-            rest = chars.as_str();
-        }
-        self.out.push_str(rest);
-        self.out.push('"');
+        push_json_string(&mut self.out, value);
     }
 
     fn str(&mut self, key: &str, value: &str) {

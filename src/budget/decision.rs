@@ -175,25 +175,22 @@ pub struct Rejection {
 /// The 429 for a rejected decision in the caller's API shape.
 pub fn rejection(decision: &Decision, dialect: ErrorDialect) -> Rejection {
     let message = decision.message();
-    let body = match dialect {
+    // Built by hand (keys in the sorted order serde_json's map wrote them in): the `json!`
+    // form cost about 5 KB of module for four fixed shapes.
+    let mut body = String::with_capacity(message.len().saturating_add(120));
+    let (head, tail) = match dialect {
         // The shape of OpenAI's own 429s; SDKs key on the status, tools on `code`.
-        ErrorDialect::OpenAi => serde_json::json!({
-            "error": {
-                "message": message,
-                "type": "budget_exceeded",
-                "param": null,
-                "code": "rate_limit_exceeded",
-            }
-        }),
-        ErrorDialect::Anthropic => serde_json::json!({
-            "type": "error",
-            "error": { "type": "rate_limit_error", "message": message },
-        }),
-        ErrorDialect::Gemini => serde_json::json!({
-            "error": { "code": 429, "message": message, "status": "RESOURCE_EXHAUSTED" },
-        }),
-        ErrorDialect::Bedrock => serde_json::json!({ "message": message }),
+        ErrorDialect::OpenAi => (
+            r#"{"error":{"code":"rate_limit_exceeded","message":"#,
+            r#","param":null,"type":"budget_exceeded"}}"#,
+        ),
+        ErrorDialect::Anthropic => (r#"{"error":{"message":"#, r#","type":"rate_limit_error"},"type":"error"}"#),
+        ErrorDialect::Gemini => (r#"{"error":{"code":429,"message":"#, r#","status":"RESOURCE_EXHAUSTED"}}"#),
+        ErrorDialect::Bedrock => (r#"{"message":"#, "}"),
     };
+    body.push_str(head);
+    crate::telemetry::push_json_string(&mut body, &message);
+    body.push_str(tail);
     let mut headers: Vec<(String, String)> =
         vec![("content-type".into(), "application/json".into())];
     if dialect == ErrorDialect::Bedrock {
@@ -213,7 +210,7 @@ pub fn rejection(decision: &Decision, dialect: ErrorDialect) -> Rejection {
     Rejection {
         status: 429,
         headers,
-        body: serde_json::to_vec(&body).unwrap_or_default(),
+        body: body.into_bytes(),
     }
 }
 
@@ -295,5 +292,31 @@ mod tests {
             ]
         );
         assert!(Decision::allowed().filter_state().is_empty());
+    }
+
+    #[test]
+    fn rejection_bodies_are_byte_for_byte_what_serde_json_wrote() {
+        let d = Decision { budget_id: Some("a\"b\\c\n\t\r\u{1}\u{8}\u{c}\u{1f}é/<".into()), ..rejected() };
+        let m = d.message();
+        let cases = [
+            (
+                ErrorDialect::OpenAi,
+                serde_json::json!({"error": {"message": m, "type": "budget_exceeded", "param": null,
+                                             "code": "rate_limit_exceeded"}}),
+            ),
+            (
+                ErrorDialect::Anthropic,
+                serde_json::json!({"type": "error", "error": {"type": "rate_limit_error", "message": m}}),
+            ),
+            (
+                ErrorDialect::Gemini,
+                serde_json::json!({"error": {"code": 429, "message": m, "status": "RESOURCE_EXHAUSTED"}}),
+            ),
+            (ErrorDialect::Bedrock, serde_json::json!({"message": m})),
+        ];
+        for (dialect, expected) in cases {
+            let body = rejection(&d, dialect).body;
+            assert_eq!(String::from_utf8(body).unwrap(), serde_json::to_string(&expected).unwrap(), "{dialect:?}");
+        }
     }
 }

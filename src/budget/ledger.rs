@@ -75,9 +75,24 @@ pub struct Plan<'c> {
     pub budgets: Vec<Applicable<'c>>,
 }
 
+/// A sized handle on any [`Dimensions`] (slices included), so that it can be passed as
+/// `&dyn Dimensions`.
+struct AnyDims<'d, D: ?Sized>(&'d D);
+
+impl<D: Dimensions + ?Sized> Dimensions for AnyDims<'_, D> {
+    fn value(&self, dimension: &str) -> Option<&str> {
+        self.0.value(dimension)
+    }
+}
+
 impl<'c> Plan<'c> {
     /// Selects the budgets whose `match` the request satisfies.
     pub fn new(budgets: &'c [BudgetDef], dims: &(impl Dimensions + ?Sized)) -> Self {
+        Self::select(budgets, &AnyDims(dims))
+    }
+
+    /// [`Plan::new`] once for every kind of `dims` (one copy of the loop in the module).
+    fn select(budgets: &'c [BudgetDef], dims: &dyn Dimensions) -> Self {
         let mut out = Vec::new();
         'budgets: for def in budgets {
             let mut values = Vec::with_capacity(def.matcher.len());

@@ -37,7 +37,6 @@
 //! `prices.models.my-finetune.output: required for a model that is not in the price table`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -89,7 +88,8 @@ impl DecimalPrice {
 pub struct PriceOverrides {
     /// By model name, in name order (as JSON objects are read).
     pub models: Vec<(String, ModelOverride)>,
-    pub aliases: BTreeMap<String, String>,
+    /// Alias -> target, in alias order (as JSON objects are read).
+    pub aliases: Vec<(String, String)>,
 }
 
 /// One model's configured price. Rates are USD per 1M tokens; tool fees USD per 1,000 calls.
@@ -244,7 +244,7 @@ impl PriceOverrides {
                     let got = json_kind(target);
                     return Err(shape_error(&format!("prices.aliases.{alias}"), format!("expected a string, got {got}")));
                 };
-                out.aliases.insert(alias.clone(), target.clone());
+                out.aliases.push((alias.clone(), target.clone()));
             }
         }
         Ok(out)
@@ -484,6 +484,6 @@ mod tests {
         assert_eq!(a.input, Some(DecimalPrice::new("true")));
         let long = a.long_context.as_ref().unwrap();
         assert_eq!((long.above_input_tokens, long.output.clone()), (Some(200_000), Some(DecimalPrice::new("10"))));
-        assert_eq!(o.aliases.get("dep").map(String::as_str), Some("b"));
+        assert_eq!(o.aliases, [("dep".to_string(), "b".to_string())]);
     }
 }

@@ -81,8 +81,10 @@ fn strip_bedrock(id: &str) -> &str {
             s = head;
         }
     }
-    if let Some((head, tail)) = s.rsplit_once("-v") {
-        if is_digits(tail) {
+    // The last `v`, then its `-`: the same cut as `rsplit_once("-v")` when the tail is all
+    // digits (a digit tail holds no `v`), without the reverse string searcher's code.
+    if let Some((head, tail)) = s.rsplit_once('v') {
+        if let (Some(head), true) = (head.strip_suffix('-'), is_digits(tail)) {
             s = head;
         }
     }
@@ -171,5 +173,20 @@ mod tests {
             let _ = spellings(id);
         }
         assert_eq!(spellings("-latest"), ["-latest"]);
+    }
+
+    #[test]
+    fn bedrock_version_cut_matches_rsplit_once_on_the_string() {
+        // The old form: cut at the last "-v" when all digits follow.
+        fn by_str(s: &str) -> &str {
+            match s.rsplit_once("-v") {
+                Some((head, tail)) if is_digits(tail) => head,
+                _ => s,
+            }
+        }
+        for tail in ["m-v1", "m-v12", "m-v", "m-v1v2", "m-vx", "mv1", "m--v1", "m-v1-v2", "m-v-v3", "v1", "-v1", "m-v1a"] {
+            let id = format!("anthropic.{tail}");
+            assert_eq!(strip_bedrock(&id), by_str(tail), "{id}");
+        }
     }
 }

@@ -93,8 +93,11 @@ fn vendor_by_port(authority: &str) -> Option<Provider> {
 
 /// `.../models/{model}:{method}` (Gemini API and Vertex AI): the model and the method.
 fn gemini_method(path: &str) -> Option<(&str, &str)> {
-    let at = path.rfind("/models/")?;
-    let rest = path.get(at + "/models/".len()..)?;
+    const MODELS: &[u8] = b"/models/";
+    // A byte window, not `rfind(&str)`: the reverse two-way string searcher is about 1 KB of
+    // module for this one short path.
+    let at = path.as_bytes().windows(MODELS.len()).rposition(|w| w == MODELS)?;
+    let rest = path.get(at + MODELS.len()..)?;
     let (model, method) = rest.split_once(':')?;
     (!model.is_empty() && !model.contains('/')).then_some((model, method))
 }
@@ -409,5 +412,19 @@ mod tests {
         ] {
             assert_eq!(detect(path, "api.openai.com"), None, "{path}");
         }
+    }
+
+    #[test]
+    fn gemini_method_takes_the_last_models_segment() {
+        assert_eq!(gemini_method("/v1beta/models/gemini-2.0-flash:generateContent"), Some(("gemini-2.0-flash", "generateContent")));
+        assert_eq!(
+            gemini_method("/v1/projects/p/locations/l/publishers/google/models/gemini-pro:streamGenerateContent"),
+            Some(("gemini-pro", "streamGenerateContent"))
+        );
+        assert_eq!(gemini_method("/models/a/models/b:x/y"), Some(("b", "x/y")));
+        assert_eq!(gemini_method("/models/:x"), None);
+        assert_eq!(gemini_method("/models/a/b:x"), None);
+        assert_eq!(gemini_method("/models"), None);
+        assert_eq!(gemini_method("/modelsx/a:b"), None);
     }
 }

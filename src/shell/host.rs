@@ -5,14 +5,12 @@
 //! anything else is a failure. Metric ids are cached per full stat name because
 //! `define_metric` is a host round trip and the same names recur on every request.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MapType, MetricType, Status};
 
-use crate::host::{Cas, Clock, HostError, MetricId, MetricKind, Metrics, SharedStore};
+use crate::host::{Cas, Clock, HostError, MetricId, MetricKind, Metrics, NameMap, SharedStore};
 
 /// Upper bound on cached metric ids. Names carry label values, so a hostile mix of
 /// attribution headers could otherwise grow the cache without end; past the bound, names are
@@ -32,44 +30,7 @@ pub(crate) fn host_error(status: Status) -> HostError {
 pub(crate) struct HostMetrics {
     /// One map per metric kind, keyed by the full stat name: looked up by `&str`, so a hit
     /// (every request after the first with the same labels) allocates nothing.
-    ids: [HashMap<String, MetricId, BuildHasherDefault<NameHasher>>; 3],
-}
-
-/// The metric-id cache's hasher: one multiply per 8 bytes of the name (FxHash's step).
-/// std's default SipHash needs a random seed, and asking WASI for it pulls std's error
-/// formatting for WASI errors (with its Unicode tables) into the module, about 8 KB. Flooding
-/// is bounded: the cache holds at most [`METRIC_CACHE_LIMIT`] names per kind, and label
-/// values are capped per dimension before they reach a name.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct NameHasher(u64);
-
-impl NameHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(word);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            if let Some(head) = w.get_mut(..rest.len()) {
-                head.copy_from_slice(rest);
-            }
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    ids: [NameMap<MetricId>; 3],
 }
 
 fn metric_type(kind: MetricKind) -> (u8, MetricType) {
