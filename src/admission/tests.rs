@@ -410,12 +410,20 @@ fn one_worker_pulls_per_interval() {
 /// (a compressed body is metered decoded but never handed over).
 fn reserved_for(c: &Config, id: &str, route: Route, body: &[u8], held: bool) -> (u64, bool) {
     let store = FakeStore::default();
+    let verdict = verdict_in(&store, c, route, body, held);
+    let rejected = matches!(verdict, Verdict::Reject { .. });
+    (counters(&store, c, id, "").reserved_tokens, rejected)
+}
+
+/// The verdict on `body` sent on `route`, decided against `store` with the facts the route's
+/// own request scanner read; `held` says whether the budget code sees the body.
+fn verdict_in(store: &FakeStore, c: &Config, route: Route, body: &[u8], held: bool) -> Verdict {
     let mut scanner = crate::providers::RequestScanner::new(route.api);
     scanner.feed(body);
     let f = scanner.finish();
     let w = who("x");
-    let d = decide(
-        &store,
+    decide(
+        store,
         &Input {
             config: c,
             budgets: &c.budget.budgets,
@@ -427,9 +435,8 @@ fn reserved_for(c: &Config, id: &str, route: Route, body: &[u8], held: bool) -> 
             deployment_model: None,
         },
         NOW,
-    );
-    let rejected = matches!(d.verdict, Verdict::Reject { .. });
-    (counters(&store, c, id, "").reserved_tokens, rejected)
+    )
+    .verdict
 }
 
 #[test]
@@ -538,28 +545,8 @@ fn the_utilisation_gauge_after_settling_reads_what_the_settlement_wrote_without_
     );
 }
 
-/// The verdict on `body` sent on `route`, with the facts the route's own request scanner read.
 fn decide_on(c: &Config, route: Route, body: &[u8]) -> Verdict {
-    let store = FakeStore::default();
-    let mut scanner = crate::providers::RequestScanner::new(route.api);
-    scanner.feed(body);
-    let f = scanner.finish();
-    let w = who("x");
-    decide(
-        &store,
-        &Input {
-            config: c,
-            budgets: &c.budget.budgets,
-            route,
-            who: &w,
-            facts: Some(&f),
-            body: Some(body),
-            body_bytes: body.len() as u64,
-            deployment_model: None,
-        },
-        NOW,
-    )
-    .verdict
+    verdict_in(&FakeStore::default(), c, route, body, true)
 }
 
 #[test]

@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType, Status};
 
 use super::adapter::{self, TelemetryState};
 use super::host::{HostClock, HostMetrics, HostSharedStore};
@@ -144,6 +144,26 @@ impl Root {
         }
     }
 
+    /// The clock, or `None` after logging why it could not be read.
+    fn now_or_log(&self) -> Option<u64> {
+        HostClock
+            .try_now_unix_millis()
+            .map_err(|error| self.log(LogLevel::Warn, &format!("cannot read the clock: {error}")))
+            .ok()
+    }
+
+    /// Starts a GET of a JSON document from `cluster` (limits, price list); the answer comes
+    /// to `on_http_call_response` under the returned token.
+    fn get_json(&self, cluster: &str, path: &str, authority: &str, timeout_ms: u64) -> Result<u32, Status> {
+        let headers = vec![
+            (":method", "GET"),
+            (":path", path),
+            (":authority", authority),
+            ("accept", "application/json"),
+        ];
+        self.dispatch_http_call(cluster, headers, None, vec![], Duration::from_millis(timeout_ms))
+    }
+
     /// Starts a pull of the limits document if one is due and this worker holds the lease.
     fn maybe_pull(&mut self) {
         let Some(shared) = self.shared.clone() else { return };
@@ -151,25 +171,12 @@ impl Root {
         if self.pull_token.is_some() {
             return;
         }
-        let now = match HostClock.try_now_unix_millis() {
-            Ok(now) => now,
-            Err(error) => {
-                self.log(LogLevel::Warn, &format!("cannot read the clock: {error}"));
-                return;
-            }
-        };
+        let Some(now) = self.now_or_log() else { return };
         let interval = source.interval_seconds.saturating_mul(1000);
         if !admission::claim_pull(&HostSharedStore, now, interval) {
             return;
         }
-        let headers = vec![
-            (":method", "GET"),
-            (":path", source.path.as_str()),
-            (":authority", source.authority.as_str()),
-            ("accept", "application/json"),
-        ];
-        let timeout = Duration::from_millis(source.timeout_ms);
-        match self.dispatch_http_call(&source.cluster, headers, None, vec![], timeout) {
+        match self.get_json(&source.cluster, &source.path, &source.authority, source.timeout_ms) {
             Ok(token) => self.pull_token = Some(token),
             Err(status) => {
                 self.log(
@@ -188,24 +195,11 @@ impl Root {
         if self.price_token.is_some() {
             return;
         }
-        let now = match HostClock.try_now_unix_millis() {
-            Ok(now) => now,
-            Err(error) => {
-                self.log(LogLevel::Warn, &format!("cannot read the clock: {error}"));
-                return;
-            }
-        };
+        let Some(now) = self.now_or_log() else { return };
         if now < self.price_due_millis {
             return;
         }
-        let headers = vec![
-            (":method", "GET"),
-            (":path", source.path.as_str()),
-            (":authority", source.authority.as_str()),
-            ("accept", "application/json"),
-        ];
-        let timeout = Duration::from_millis(source.timeout_ms);
-        match self.dispatch_http_call(&source.cluster, headers, None, vec![], timeout) {
+        match self.get_json(&source.cluster, &source.path, &source.authority, source.timeout_ms) {
             Ok(token) => {
                 self.price_token = Some(token);
                 self.price_due_millis = now.saturating_add(source.interval_seconds.saturating_mul(1000));
