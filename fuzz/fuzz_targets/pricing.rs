@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(overrides) = serde_json::from_slice::<PriceOverrides>(body) {
                 if let Ok(table) = PriceTable::builtin().with_overrides(&overrides) {
                     let models = overrides.models.iter().map(|(name, _)| name);
-                    for name in models.chain(overrides.aliases.keys()) {
+                    for name in models.chain(overrides.aliases.iter().map(|(alias, _)| alias)) {
                         assert!(
                             table.resolve(name).is_some(),
                             "configured {name:?} does not resolve"
