@@ -13,20 +13,6 @@ use tokenmeter::json::MAX_STRING_BYTES;
 use tokenmeter::providers::{Api, RequestFacts, RequestScanner};
 use tokenmeter_fuzz::SplitInput;
 
-const APIS: [Api; 11] = [
-    Api::OpenAiChatCompletions,
-    Api::OpenAiResponses,
-    Api::OpenAiEmbeddings,
-    Api::OpenAiCompletions,
-    Api::AnthropicMessages,
-    Api::GeminiGenerateContent,
-    Api::BedrockConverse,
-    Api::BedrockInvoke,
-    Api::CohereChat,
-    Api::OllamaChat,
-    Api::OllamaGenerate,
-];
-
 fn scan(api: Api, chunks: &[&[u8]]) -> RequestFacts {
     let mut scanner = RequestScanner::new(api);
     for chunk in chunks {
@@ -37,7 +23,7 @@ fn scan(api: Api, chunks: &[&[u8]]) -> RequestFacts {
 
 fuzz_target!(|data: &[u8]| {
     let input = SplitInput::parse(data);
-    let api = APIS[usize::from(input.selector) % APIS.len()];
+    let api = Api::ALL[usize::from(input.selector) % Api::ALL.len()];
     let whole = scan(api, &[input.body]);
     let split = scan(api, &input.chunks());
     assert_eq!(whole, split, "split feeding changed the facts");

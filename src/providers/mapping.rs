@@ -576,20 +576,7 @@ mod tests {
 
     #[test]
     fn every_response_api_uses_a_table_compiled_once() {
-        use crate::providers::Api::*;
-        for api in [
-            OpenAiChatCompletions,
-            OpenAiResponses,
-            OpenAiEmbeddings,
-            OpenAiCompletions,
-            AnthropicMessages,
-            GeminiGenerateContent,
-            BedrockConverse,
-            BedrockInvoke,
-            CohereChat,
-            OllamaChat,
-            OllamaGenerate,
-        ] {
+        for api in crate::providers::Api::ALL {
             let extractor = Extractor::new(crate::providers::response_rules(api));
             assert!(matches!(extractor.table, Cow::Borrowed(_)), "{api:?}");
             assert_eq!(extractor.heap_bytes(), 0);

@@ -135,6 +135,21 @@ pub enum Api {
 }
 
 impl Api {
+    /// Every API, for tests and fuzzers that must cover each one.
+    pub const ALL: [Api; 11] = [
+        Api::OpenAiChatCompletions,
+        Api::OpenAiResponses,
+        Api::OpenAiEmbeddings,
+        Api::OpenAiCompletions,
+        Api::AnthropicMessages,
+        Api::GeminiGenerateContent,
+        Api::BedrockConverse,
+        Api::BedrockInvoke,
+        Api::CohereChat,
+        Api::OllamaChat,
+        Api::OllamaGenerate,
+    ];
+
     /// What this API's counters mean; see [`Usage::normalize`].
     pub fn conventions(self) -> Conventions {
         match self {

@@ -258,20 +258,6 @@ mod tests {
     )]
     use super::*;
 
-    const ALL_APIS: [Api; 11] = [
-        Api::OpenAiChatCompletions,
-        Api::OpenAiResponses,
-        Api::OpenAiEmbeddings,
-        Api::OpenAiCompletions,
-        Api::AnthropicMessages,
-        Api::GeminiGenerateContent,
-        Api::BedrockConverse,
-        Api::BedrockInvoke,
-        Api::CohereChat,
-        Api::OllamaChat,
-        Api::OllamaGenerate,
-    ];
-
     fn scan_as(api: Api, body: &[u8]) -> RequestFacts {
         let mut s = RequestScanner::new(api);
         s.feed(body);
@@ -294,7 +280,7 @@ mod tests {
 
     #[test]
     fn every_table_fits_the_interest_word_and_names_each_path_once() {
-        for api in ALL_APIS {
+        for api in Api::ALL {
             let table = rules(api);
             assert!(table.len() <= 64, "{api:?}");
             for (i, r) in table.iter().enumerate() {
@@ -326,7 +312,7 @@ mod tests {
     #[test]
     fn nested_lookalikes_are_ignored() {
         let body = br#"{"metadata":{"model":"no","stream":true,"max_tokens":5,"n":3}}"#;
-        for api in ALL_APIS {
+        for api in Api::ALL {
             assert_eq!(
                 scan_as(api, body),
                 RequestFacts {
